@@ -1,0 +1,170 @@
+"""Composition: a validated bench config turned into a running Runtime.
+
+This is the one module of the core that knows the drivers exist (through drivers/registry.py);
+the runtime, journal, judge and forwarder below it never import them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from daq.config import Config, load_config, read_secret
+from daq.forwarder import Forwarder
+from daq.journal import Journal
+from daq.model import Limits, Measurement
+from daq.runtime import Runtime, RuntimeSettings, Scheduled
+from daq.sinks import InfluxV1Sink, InfluxV2Sink, Sink
+from daq.specs import ConfiguredLimits
+from drivers.registry import build_driver, check_instrument
+
+__all__ = ["build_sink", "configure_logging", "load", "run_bench"]
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """One line per message, with the time, the level and the part that speaks."""
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+    )
+    # pymodbus logs every failed transaction at ERROR; the runtime already says it in words.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+def load(path: Path) -> Config:
+    """Load a bench config, checking every instrument with its driver."""
+    return load_config(path, check_instrument)
+
+
+def build_sink(config: Config) -> Sink | None:
+    """The database sink the config asks for, or None when the journal is the store."""
+    influx = config.influx
+    if influx is None:
+        return None
+    if influx.api == "v1":
+        assert influx.database is not None
+        return InfluxV1Sink(
+            influx.url,
+            influx.database,
+            retention_policy=influx.retention_policy,
+            username=influx.username,
+            password=read_secret(influx.password_env, influx.password_file),
+            timeout=influx.timeout,
+            create_database=influx.create_database,
+            verify_tls=influx.verify_tls,
+        )
+    token = read_secret(influx.token_env, influx.token_file)
+    assert influx.bucket is not None and influx.org is not None and token is not None
+    return InfluxV2Sink(
+        influx.url,
+        influx.bucket,
+        influx.org,
+        token,
+        timeout=influx.timeout,
+        verify_tls=influx.verify_tls,
+    )
+
+
+def build_runtime(
+    config: Config,
+    base: Path,
+    journal: Journal,
+    observer: Callable[[Measurement], None] | None = None,
+) -> Runtime:
+    instruments = [
+        Scheduled(build_driver(inst), inst.poll_interval)
+        for inst in config.instrument
+        if inst.enabled
+    ]
+    limits: dict[str, dict[str, Limits]] = {
+        inst.name: {ch: lc.limits() for ch, lc in inst.limits.items()} for inst in config.instrument
+    }
+    sink = build_sink(config)
+    forwarders = []
+    if sink is not None and config.influx is not None:
+        forwarders.append(
+            Forwarder(
+                journal,
+                sink,
+                batch_size=config.influx.batch_size,
+                flush_interval=config.influx.flush_interval,
+            )
+        )
+    lot = config.lot.context()
+    return Runtime(
+        RuntimeSettings(
+            bench=config.bench.id,
+            health_interval=config.bench.health_interval,
+            retention_days=config.journal.retention_days,
+        ),
+        instruments,
+        journal=journal,
+        spec=ConfiguredLimits(limits, rev=lot.spec_rev),
+        context=lambda: lot,
+        forwarders=forwarders,
+        observer=observer,
+    )
+
+
+async def run_bench(
+    config: Config,
+    base: Path,
+    duration: float | None = None,
+    observer: Callable[[Measurement], None] | None = None,
+    on_started: Callable[[Runtime], None] | None = None,
+) -> Runtime:
+    """Run a bench until SIGTERM/SIGINT or ``duration``; returns the finished runtime."""
+    path = config.journal_path(base)
+    with Journal(path, synchronous=config.journal.synchronous) as journal:
+        if config.journal.retention_days > 0:
+            cutoff = time.time_ns() - int(config.journal.retention_days * 86400e9)
+            sinks = [build_sink(config)]
+            removed = journal.prune(cutoff, [s.name for s in sinks if s is not None])
+            if removed:
+                log.info("journal retention removed %d old forwarded row(s)", removed)
+        runtime = build_runtime(config, base, journal, observer)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runtime.stop)
+        log.info(
+            "bench %s: %d instrument(s), journal %s, %s",
+            config.bench.id,
+            len(runtime.instruments),
+            path,
+            "forwarding to " + runtime.forwarders[0].key
+            if runtime.forwarders
+            else "no database (the journal is the store)",
+        )
+        if on_started is not None:
+            on_started(runtime)
+        try:
+            await runtime.run(duration)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        for name, h in runtime.health.items():
+            log.info(
+                "%s: %d polls, %d measurements, %d errors, %d reconnects, %d missed polls",
+                name,
+                h.polls,
+                h.measurements,
+                h.errors,
+                h.reconnects,
+                h.missed,
+            )
+        for f in runtime.forwarders:
+            log.info(
+                "%s: %d written, %d quarantined, %d still waiting in the journal",
+                f.key,
+                f.stats.written,
+                f.stats.quarantined,
+                journal.backlog(f.key),
+            )
+    return runtime

@@ -1,0 +1,185 @@
+"""The ``daq`` command.
+
+    daq check CONFIG                      validate a bench config; every problem at once
+    daq run CONFIG [--duration S]         run the bench until signalled (or for S seconds)
+    daq simulate FAMILY [...]             serve a simulated instrument; prints one JSON line
+    daq demo [--duration S] [...]         simulators + daemon on a generated config
+    daq tail [--journal PATH] [-n N]      the latest measurements, human-readable
+    daq export [--journal PATH] --format lp   the journal as line protocol on stdout
+
+Exit codes: 0 success, 1 a problem the message explains (bad config, missing journal),
+2 wrong usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from daq.errors import ConfigError, HallmarkError
+from daq.journal import Journal
+from daq.lineprotocol import encode
+from daq.model import Point
+
+__all__ = ["format_point", "main"]
+
+DEFAULT_JOURNAL = Path("hallmark-journal.db")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="daq", description="Hallmark data acquisition for QC labs.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("check", help="validate a bench config without starting anything")
+    c.add_argument("config", type=Path)
+
+    r = sub.add_parser("run", help="run a bench: poll instruments, journal, forward")
+    r.add_argument("config", type=Path)
+    r.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    r.add_argument("-v", "--verbose", action="store_true")
+
+    s = sub.add_parser("simulate", help="serve a simulated instrument until signalled")
+    s.add_argument("family", choices=["chamber"])
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    s.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal (serial)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--scenario", type=Path, default=None)
+
+    d = sub.add_parser("demo", help="run simulators and the daemon on a generated config")
+    d.add_argument("--duration", type=float, default=30.0)
+    d.add_argument("--journal", type=Path, default=None)
+    d.add_argument("--influx", default=None, metavar="URL", help="InfluxDB URL to forward to")
+    d.add_argument("--influx-db", default="hallmark", help="database (InfluxDB 1.x API)")
+    d.add_argument("--bucket", default=None, help="bucket (InfluxDB 2.x/3.x API)")
+    d.add_argument("--org", default=None, help="organization (InfluxDB 2.x/3.x API)")
+    d.add_argument("--token-env", default=None, help="environment variable holding the token")
+    d.add_argument("--seed", type=int, default=7)
+
+    t = sub.add_parser("tail", help="show the latest measurements in the journal")
+    t.add_argument("--journal", type=Path, default=DEFAULT_JOURNAL)
+    t.add_argument("-n", type=int, default=20)
+
+    e = sub.add_parser("export", help="write the journal out")
+    e.add_argument("--journal", type=Path, default=DEFAULT_JOURNAL)
+    e.add_argument("--format", choices=["lp"], required=True, help="lp: InfluxDB line protocol")
+    return p
+
+
+def format_point(p: Point) -> str:
+    """One point as a line a person reads."""
+    when = datetime.fromtimestamp(p.time_ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    who = p.tags.get("instrument", p.tags.get("component", "-"))
+    f = p.fields
+    if p.measurement == "event":
+        return f"{when}Z {who:<16} EVENT {p.tags.get('kind', '')}: {f.get('message', '')}"
+    if p.measurement == "daq_health":
+        figures = ", ".join(f"{k}={v}" for k, v in f.items() if k != "last_seen_ns")
+        return f"{when}Z {who:<16} health: {figures}"
+    value = f.get("value")
+    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+    status = str(f.get("status", ""))
+    margin = f.get("margin")
+    extra = f" (margin {margin:+.3g})" if isinstance(margin, float) else ""
+    lot = p.tags.get("lot")
+    lot_text = f"  lot {lot}" if lot else ""
+    return (
+        f"{when}Z {who:<16} {p.measurement}.{p.tags.get('feature', '')} = {shown}"
+        f" {f.get('unit', '')}  {status}{extra}{lot_text}"
+    )
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from daq.app import load
+
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        n = len(exc.problems)
+        print(f"{args.config}: {n} problem{'s' if n != 1 else ''} found:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    names = ", ".join(i.name for i in config.instrument) or "none"
+    print(f"{args.config}: OK (bench {config.bench.id}; instruments: {names})")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from daq.app import configure_logging, load, run_bench
+
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            logging.getLogger("daq").error("config: %s", problem)
+        return 1
+    try:
+        asyncio.run(run_bench(config, args.config.resolve().parent, args.duration))
+    except HallmarkError as exc:
+        logging.getLogger("daq").error("%s", exc)
+        return 1
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    if args.pty:
+        print(
+            "the chamber simulator serves Modbus TCP; --pty is for serial instruments",
+            file=sys.stderr,
+        )
+        return 2
+    from simulators.watlow_f4t import serve
+
+    return serve(args.host, args.port, args.seed, args.scenario)
+
+
+def _cmd_tail(args: argparse.Namespace) -> int:
+    try:
+        with Journal(args.journal, readonly=True) as journal:
+            for point in journal.latest(args.n):
+                print(format_point(point))
+    except HallmarkError as exc:
+        print(f"daq tail: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    try:
+        with Journal(args.journal, readonly=True) as journal:
+            out = sys.stdout
+            for point in journal.iter_points():
+                try:
+                    out.write(encode(point) + "\n")
+                except ValueError as exc:
+                    print(f"daq export: skipped a point: {exc}", file=sys.stderr)
+    except HallmarkError as exc:
+        print(f"daq export: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check":
+        return _cmd_check(args)
+    if args.command == "run":
+        return _cmd_run(args)
+    if args.command == "simulate":
+        return _cmd_simulate(args)
+    if args.command == "demo":
+        from daq.demo import run_demo
+
+        return run_demo(args)
+    if args.command == "tail":
+        return _cmd_tail(args)
+    return _cmd_export(args)

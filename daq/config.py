@@ -1,0 +1,318 @@
+"""Bench configuration: TOML, validated by pydantic, every problem reported at once.
+
+A bench config (``schema = 1``) names the bench, the journal, an optional InfluxDB target, the
+lot context and the instruments. ``load_config`` reads and validates it without starting
+anything; a ``ConfigError`` lists each problem with the file, the instrument and the key, in
+words a lab technician can act on. Driver-specific checks (does the driver exist, are its
+options right) come in through a callback, so that the core never imports the drivers.
+
+Secrets never live in the config: the InfluxDB token (or v1 password) is read from an
+environment variable or a file that the config names.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from daq.errors import ConfigError, ConfigProblem
+from daq.model import Limits, LotContext, Phase
+
+__all__ = [
+    "BenchConfig",
+    "Config",
+    "InfluxConfig",
+    "InstrumentCheck",
+    "InstrumentConfig",
+    "JournalConfig",
+    "LimitConfig",
+    "LotConfig",
+    "load_config",
+    "parse_config",
+    "read_secret",
+]
+
+SCHEMA_VERSION = 1
+
+PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BenchConfig(_Strict):
+    id: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    health_interval: PositiveSeconds = 10.0
+
+
+class JournalConfig(_Strict):
+    path: Path = Path("hallmark-journal.db")
+    #: Rows older than this many days are deleted once every sink has them. 0 keeps them all.
+    retention_days: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    #: ``full`` survives power loss; ``normal`` survives a crash of the daemon only.
+    synchronous: Literal["full", "normal"] = "full"
+
+
+class InfluxConfig(_Strict):
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    api: Literal["v1", "v2"] = "v1"
+    database: str | None = None
+    retention_policy: str | None = None
+    create_database: bool = True
+    username: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    bucket: str | None = None
+    org: str | None = None
+    token_env: str | None = None
+    token_file: Path | None = None
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 5000
+    flush_interval: PositiveSeconds = 1.0
+    timeout: PositiveSeconds = 10.0
+    verify_tls: bool = True
+
+    @model_validator(mode="after")
+    def _api_fields(self) -> InfluxConfig:
+        if self.api == "v1" and not self.database:
+            raise ValueError("the v1 API needs 'database' (the InfluxDB database to write to)")
+        if self.api == "v2":
+            missing = [k for k in ("bucket", "org") if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"the v2 API needs {' and '.join(missing)}")
+            if not (self.token_env or self.token_file):
+                raise ValueError(
+                    "the v2 API needs a token: set token_env (an environment variable's name)"
+                    " or token_file (a file holding the token); never put the token itself here"
+                )
+        return self
+
+
+class LotConfig(_Strict):
+    sku: str | None = None
+    po: str | None = None
+    lot: str | None = None
+    phase: Phase | None = None
+    spec_rev: str | None = None
+
+    def context(self) -> LotContext:
+        return LotContext(self.sku, self.po, self.lot, self.phase, self.spec_rev)
+
+
+class LimitConfig(_Strict):
+    low: Annotated[float | None, Field(allow_inf_nan=False)] = None
+    high: Annotated[float | None, Field(allow_inf_nan=False)] = None
+    guard: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    uncertainty: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+
+    @model_validator(mode="after")
+    def _order(self) -> LimitConfig:
+        if self.low is None and self.high is None:
+            raise ValueError("give at least one of 'low' and 'high'")
+        if self.low is not None and self.high is not None and self.low >= self.high:
+            raise ValueError(f"'low' ({self.low}) must be below 'high' ({self.high})")
+        return self
+
+    def limits(self) -> Limits:
+        return Limits(self.low, self.high, self.guard, self.uncertainty)
+
+
+class InstrumentConfig(_Strict):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    driver: Annotated[str, Field(min_length=1)]
+    address: Annotated[str, Field(min_length=1)]
+    #: Seconds between polls. Leave it out for a push-mode instrument that sends on its own.
+    poll_interval: PositiveSeconds | None = None
+    timeout: PositiveSeconds = 1.0
+    enabled: bool = True
+    options: dict[str, Any] = Field(default_factory=dict)
+    limits: dict[str, LimitConfig] = Field(default_factory=dict)
+
+
+class Config(_Strict):
+    schema_: Annotated[int, Field(alias="schema")]
+    bench: BenchConfig
+    journal: JournalConfig = JournalConfig()
+    influx: InfluxConfig | None = None
+    lot: LotConfig = LotConfig()
+    instrument: list[InstrumentConfig] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def journal_path(self, base: Path) -> Path:
+        """The journal path, relative paths taken from the config file's folder."""
+        path = self.journal.path
+        return path if path.is_absolute() else base / path
+
+
+#: Checks one instrument with its driver; returns (key, message) for each problem found.
+InstrumentCheck = Callable[[InstrumentConfig], Sequence[tuple[str, str]]]
+
+_FRIENDLY = {
+    "missing": "is required but missing",
+    "extra_forbidden": "is not a known setting (misspelt?)",
+}
+
+
+def _message(err: Any) -> str:
+    kind = err.get("type", "")
+    if kind == "string_pattern_mismatch":
+        pattern = str(err.get("ctx", {}).get("pattern", ""))
+        if pattern.startswith("^https?"):
+            return f"must start with http:// or https:// (got {err.get('input')!r})"
+        return f"use letters, digits and _ . : - only, no spaces (got {err.get('input')!r})"
+    if kind in _FRIENDLY:
+        return str(_FRIENDLY[kind])
+    msg = str(err.get("msg", "is invalid"))
+    msg = msg.removeprefix("Value error, ")
+    value = err.get("input")
+    if kind not in ("model_type",) and isinstance(value, (str, int, float, bool)):
+        return f"{msg} (got {value!r})"
+    return msg
+
+
+def _problems_from(exc: ValidationError, file: str, raw: dict[str, Any]) -> list[ConfigProblem]:
+    problems = []
+    listed = raw.get("instrument")
+    instruments: list[Any] = listed if isinstance(listed, list) else []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        instrument = None
+        if len(loc) >= 2 and loc[0] == "instrument" and isinstance(loc[1], int):
+            idx = loc[1]
+            entry = instruments[idx] if idx < len(instruments) else None
+            name = entry.get("name") if isinstance(entry, dict) else None
+            instrument = str(name) if name else f"#{idx + 1}"
+            loc = loc[2:]
+        key = ".".join(str(p) for p in loc if p not in ("function-after[_order()]",))
+        key = key.replace("schema_", "schema")
+        problems.append(ConfigProblem(file, key, _message(err), instrument))
+    return problems
+
+
+def parse_config(
+    raw: dict[str, Any], file: str, check_instrument: InstrumentCheck | None = None
+) -> Config:
+    """Validate an already-parsed TOML document. Raises ConfigError listing every problem."""
+    problems: list[ConfigProblem] = []
+    if raw.get("schema") != SCHEMA_VERSION:
+        got = raw.get("schema")
+        problems.append(
+            ConfigProblem(
+                file,
+                "schema",
+                f"this Hallmark reads schema = {SCHEMA_VERSION} configs"
+                + (f" (got {got!r})" if got is not None else "; add 'schema = 1' at the top"),
+            )
+        )
+    config: Config | None = None
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(p for p in _problems_from(exc, file, raw) if p.key != "schema")
+    # Whatever else is wrong, check each instrument that is well-formed on its own with its
+    # driver, so that one run of `daq check` lists every problem.
+    instruments = config.instrument if config is not None else _valid_parts(raw)
+    problems.extend(_instrument_problems(instruments, file, check_instrument))
+    influx = config.influx if config is not None else _valid_influx(raw)
+    if influx is not None:
+        problems.extend(_secret_problems(influx, file))
+    if problems:
+        raise ConfigError(problems)
+    assert config is not None
+    return config
+
+
+def _valid_parts(raw: dict[str, Any]) -> list[InstrumentConfig]:
+    listed = raw.get("instrument")
+    valid = []
+    for entry in listed if isinstance(listed, list) else []:
+        try:
+            valid.append(InstrumentConfig.model_validate(entry))
+        except ValidationError:
+            continue  # already reported
+    return valid
+
+
+def _valid_influx(raw: dict[str, Any]) -> InfluxConfig | None:
+    try:
+        return InfluxConfig.model_validate(raw.get("influx"))
+    except ValidationError:
+        return None  # absent, or already reported
+
+
+def _instrument_problems(
+    instruments: Sequence[InstrumentConfig], file: str, check_instrument: InstrumentCheck | None
+) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    seen: set[str] = set()
+    for inst in instruments:
+        if inst.name in seen:
+            problems.append(
+                ConfigProblem(file, "name", "another instrument already has this name", inst.name)
+            )
+        seen.add(inst.name)
+        if check_instrument is not None:
+            for key, message in check_instrument(inst):
+                problems.append(ConfigProblem(file, key, message, inst.name))
+    return problems
+
+
+def _secret_problems(influx: InfluxConfig, file: str) -> list[ConfigProblem]:
+    problems = []
+    for env_key, file_key in (("token_env", "token_file"), ("password_env", "password_file")):
+        env_name = getattr(influx, env_key)
+        path = getattr(influx, file_key)
+        if env_name and path:
+            problems.append(
+                ConfigProblem(file, f"influx.{env_key}", f"give {env_key} or {file_key}, not both")
+            )
+        elif env_name and not os.environ.get(env_name):
+            problems.append(
+                ConfigProblem(
+                    file,
+                    f"influx.{env_key}",
+                    f"the environment variable {env_name} is not set (it should hold the secret)",
+                )
+            )
+        elif path and not Path(path).is_file():
+            problems.append(ConfigProblem(file, f"influx.{file_key}", f"no such file: {path}"))
+    return problems
+
+
+def read_secret(env_name: str | None, path: Path | None) -> str | None:
+    """Read a secret from the named environment variable or file (stripped), or None."""
+    if env_name:
+        return os.environ.get(env_name)
+    if path:
+        return Path(path).read_text(encoding="utf-8").strip()
+    return None
+
+
+def load_config(path: Path, check_instrument: InstrumentCheck | None = None) -> Config:
+    """Read and validate a bench config file. Raises ConfigError listing every problem."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError([ConfigProblem(file, "", "no such config file")]) from exc
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(file, "", f"cannot read it: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigProblem(file, "", "is not UTF-8 text")]) from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem(file, "", f"is not valid TOML: {exc}")]) from exc
+    return parse_config(raw, file, check_instrument)
+
+
+def is_finite(value: float) -> bool:
+    """True for a finite float (helper for drivers' option checks)."""
+    return math.isfinite(value)

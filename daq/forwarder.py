@@ -1,0 +1,194 @@
+"""The forwarder: ships journal rows to a database sink in batches, idempotently.
+
+For each batch of rows after the sink's cursor:
+
+- written whole → the cursor moves past the batch;
+- ``BatchTooLargeError`` (413) → the batch is split in halves, each sent on its own;
+- ``RejectedBatchError`` (400/422) → the batch is bisected until the rejected lines are found;
+  those are quarantined in the journal with the server's message, the rest are written;
+- ``RetryableSinkError`` (refused, 429, 5xx) → nothing moves; the caller backs off, honouring
+  Retry-After, and sends the same rows again later.
+
+Re-sending is safe: a point is identified by its series and its timestamp, so InfluxDB keeps one
+copy however often it arrives. That is what makes a crash between writing and acknowledging
+harmless. ``step`` is blocking (called from a worker thread); ``Forwarder.run`` is the asyncio
+loop around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from daq.backoff import Backoff
+from daq.errors import BatchTooLargeError, RejectedBatchError, RetryableSinkError
+from daq.journal import Journal
+from daq.lineprotocol import encode
+from daq.sinks.base import Sink
+
+__all__ = ["Forwarder", "ForwarderStats"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ForwarderStats:
+    written: int = 0
+    quarantined: int = 0
+    batches: int = 0
+    retries: int = 0
+    state: str = "starting"
+    last_error: str = ""
+
+
+class Forwarder:
+    """Moves journal rows to one sink."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        sink: Sink,
+        *,
+        batch_size: int = 5000,
+        flush_interval: float = 1.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.journal = journal
+        self.sink = sink
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.backoff = backoff or Backoff(initial=0.5, cap=30.0)
+        self.stats = ForwarderStats()
+        self._opened = False
+
+    @property
+    def key(self) -> str:
+        """The sink's cursor name in the journal."""
+        return self.sink.name
+
+    def step(self) -> int:
+        """Send one batch. Returns rows moved past (written or quarantined); 0 when idle.
+
+        Raises RetryableSinkError when the database cannot take it now.
+        """
+        if not self._opened:
+            self.sink.open()
+            self._opened = True
+        rows = self.journal.pending(self.key, self.batch_size)
+        if not rows:
+            return 0
+        encoded: list[tuple[int, str]] = []
+        bad: list[tuple[int, str]] = []
+        for rid, point in rows:
+            try:
+                encoded.append((rid, encode(point)))
+            except ValueError as exc:
+                bad.append((rid, f"{point.measurement} {point.tags} {point.fields}: {exc}"))
+        if bad:
+            self.journal.quarantine(self.key, bad, "cannot be written as line protocol")
+            self.stats.quarantined += len(bad)
+        self._send(encoded)
+        self.journal.ack(self.key, rows[-1][0])
+        self.stats.batches += 1
+        return len(rows)
+
+    def _send(self, rows: Sequence[tuple[int, str]]) -> None:
+        if not rows:
+            return
+        try:
+            self.sink.write([line for _, line in rows])
+        except BatchTooLargeError as exc:
+            if len(rows) == 1:
+                self._quarantine(rows, f"too large for the database: {exc}")
+                return
+            self._split(rows)
+        except RejectedBatchError as exc:
+            if len(rows) == 1:
+                self._quarantine(rows, str(exc))
+                return
+            self._split(rows)
+        else:
+            self.stats.written += len(rows)
+
+    def _split(self, rows: Sequence[tuple[int, str]]) -> None:
+        mid = len(rows) // 2
+        self._send(rows[:mid])
+        self._send(rows[mid:])
+
+    def _quarantine(self, rows: Sequence[tuple[int, str]], message: str) -> None:
+        log.error(
+            "%s rejected %d measurement(s); kept in the journal's quarantine: %s",
+            self.sink.name,
+            len(rows),
+            message,
+        )
+        self.journal.quarantine(self.key, list(rows), message)
+        self.stats.quarantined += len(rows)
+
+    def close(self) -> None:
+        self.sink.close()
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        executor: Executor,
+        *,
+        drain_timeout: float = 5.0,
+        on_state: Callable[[str, str], None] | None = None,
+    ) -> None:
+        """Forward until ``stop`` is set, then try for ``drain_timeout`` s to send what is left."""
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+
+        def set_state(state: str, message: str = "") -> None:
+            if state != self.stats.state and on_state is not None:
+                on_state(state, message)
+            self.stats.state = state
+            self.stats.last_error = message
+
+        while True:
+            if stop.is_set() and deadline is None:
+                deadline = time.monotonic() + drain_timeout
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            try:
+                moved = await loop.run_in_executor(executor, self.step)
+            except RetryableSinkError as exc:
+                self.stats.retries += 1
+                backlog = await loop.run_in_executor(executor, self.journal.backlog, self.key)
+                if self.stats.state != "down":
+                    log.warning(
+                        "%s is not taking data: %s; %d measurement(s) wait safely in the"
+                        " journal and will be sent when it is back",
+                        self.sink.name,
+                        exc,
+                        backlog,
+                    )
+                set_state("down", str(exc))
+                delay = self.backoff.next(exc.retry_after)
+                if deadline is not None:
+                    return  # stopping: what is left stays in the journal for the next start
+                await _wait(stop, delay)
+                continue
+            if self.stats.state == "down":
+                log.warning("%s is taking data again", self.sink.name)
+            set_state("up")
+            self.backoff.reset()
+            if moved >= self.batch_size:
+                continue
+            if deadline is not None and moved == 0:
+                return
+            if deadline is None:
+                await _wait(stop, self.flush_interval)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds`` or until ``event`` is set, whichever comes first."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout=seconds)
+    except TimeoutError:
+        return

@@ -1,0 +1,171 @@
+"""The few frozen types that travel through Hallmark, left to right.
+
+    driver ──Sample──▶ normalize ──Reading──▶ judge ──Measurement──▶ journal ──Point──▶ forwarder
+
+A ``Sample`` is what an instrument said, in its own unit. A ``Reading`` is that value in the
+canonical unit of its quantity. A ``Measurement`` is a reading judged against the limits in force,
+with the lot context it belongs to. A ``Point`` is the schema-level record the journal keeps and
+the forwarder ships (docs/schema.md); events and health figures are points too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "PHASES",
+    "FieldValue",
+    "Limits",
+    "LotContext",
+    "Measurement",
+    "Phase",
+    "Point",
+    "Reading",
+    "Sample",
+    "Status",
+    "Verdict",
+]
+
+Phase = Literal["golden-sample", "pre-production", "bulk"]
+PHASES: tuple[Phase, ...] = ("golden-sample", "pre-production", "bulk")
+
+#: ``none`` means no limit is in force for this feature: the value is recorded, not judged.
+Status = Literal["pass", "marginal", "fail", "none"]
+
+FieldValue = float | int | str | bool
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One value as an instrument reported it.
+
+    ``measurement`` is the kind of test (``chamber``, ``force``, ``thickness``...), ``channel``
+    the feature within it (``temperature``, ``layer_Au``...), ``quantity`` what the value
+    measures (``temperature``, ``force``, ``length``...; see daq/units.py), so that a unit
+    that does not fit is caught. ``time_ns`` is UTC nanoseconds
+    taken on arrival; ``instrument_time`` is the instrument's own clock, when it sends one.
+    ``flags`` carries driver observations worth keeping (``implausible``, ``unit_changed``).
+    """
+
+    instrument: str
+    measurement: str
+    channel: str
+    quantity: str
+    value: float
+    unit: str
+    time_ns: int
+    raw: str = ""
+    instrument_time: str | None = None
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A sample's value converted to the canonical unit of its quantity."""
+
+    sample: Sample
+    value: float
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Limits in force for one feature, in its canonical unit.
+
+    Either side may be open (``None``) for a one-sided limit such as a minimum thickness.
+    ``guard`` is the width of the marginal band inside each limit; ``uncertainty`` is the
+    measurement's expanded uncertainty, used as a guard band as well (the larger one wins).
+    """
+
+    low: float | None = None
+    high: float | None = None
+    guard: float = 0.0
+    uncertainty: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A judged value: status, margin to the nearest limit (negative outside), limits used."""
+
+    status: Status
+    margin: float | None = None
+    margin_pct: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LotContext:
+    """Who and what a measurement is about. Travels as tags on every measurement."""
+
+    sku: str | None = None
+    po: str | None = None
+    lot: str | None = None
+    phase: Phase | None = None
+    spec_rev: str | None = None
+
+    def tags(self) -> dict[str, str]:
+        """The context as InfluxDB tags, leaving out what is not set."""
+        pairs = {
+            "sku": self.sku,
+            "po": self.po,
+            "lot": self.lot,
+            "phase": self.phase,
+            "spec_rev": self.spec_rev,
+        }
+        return {k: v for k, v in pairs.items() if v}
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """A reading, judged, in its lot context, on a bench."""
+
+    bench: str
+    reading: Reading
+    verdict: Verdict
+    context: LotContext = field(default_factory=LotContext)
+
+    def to_point(self) -> Point:
+        """The measurement as a schema point (docs/schema.md)."""
+        s = self.reading.sample
+        tags = {"bench": self.bench, "instrument": s.instrument, "feature": s.channel}
+        tags.update(self.context.tags())
+        fields: dict[str, FieldValue] = {
+            "value": self.reading.value,
+            "unit": self.reading.unit,
+            "status": self.verdict.status,
+        }
+        v = self.verdict
+        for name, val in (
+            ("low", v.low),
+            ("high", v.high),
+            ("margin", v.margin),
+            ("margin_pct", v.margin_pct),
+        ):
+            if val is not None:
+                fields[name] = val
+        if s.unit != self.reading.unit:
+            fields["raw_value"] = s.value
+            fields["raw_unit"] = s.unit
+        if s.raw:
+            fields["raw"] = s.raw
+        if s.instrument_time:
+            fields["instrument_time"] = s.instrument_time
+        if s.flags:
+            fields["flags"] = ",".join(s.flags)
+        return Point(s.measurement, tags, fields, s.time_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One record of the schema: measurement name, tags, fields and a UTC nanosecond time.
+
+    The same series (measurement + tags) at the same time is the same point: InfluxDB keeps
+    the last write, which is what makes a resend after a crash idempotent.
+    """
+
+    measurement: str
+    tags: dict[str, str]
+    fields: dict[str, FieldValue]
+    time_ns: int

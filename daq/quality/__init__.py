@@ -1,0 +1,1 @@
+"""Judging: pure functions that turn readings and limits into verdicts."""

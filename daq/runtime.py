@@ -1,0 +1,379 @@
+"""The runtime: an asyncio supervisor that runs every instrument, the journal and the forwarder.
+
+- One task per instrument. Drivers are blocking (pyserial, pyvisa, pymodbus's sync clients), so
+  every driver call runs in a worker thread from a pool sized to the instruments; a dead or slow
+  instrument holds only its own thread and never stalls the others.
+- A polled instrument is polled on a fixed schedule (next = previous + interval, so latency does
+  not accumulate into drift; polls that could not happen in time are counted as missed). A push
+  instrument is listened to in a loop.
+- A lost link is reopened with capped exponential backoff and jitter. The log says what went
+  wrong, naming the instrument, once per change of state rather than once per poll.
+- Every sample is normalized (daq/units.py) and judged (daq/quality/judge.py) against the
+  limits the ``SpecSource`` gives in the lot context of the moment, then handed to the journal
+  writer, which commits in groups: a measurement is accepted once its group has committed.
+- A rejected sample (unknown unit) becomes an ``event`` with the reason; it never crashes a task.
+- Health figures per instrument are written as ``daq_health`` points every ``health_interval``.
+- ``stop()`` (SIGTERM/SIGINT in ``daq run``) ends the polls, commits what was measured, and
+  gives the forwarder a few seconds to send it; the rest waits in the journal for next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+
+from daq.backoff import Backoff
+from daq.errors import HallmarkError, TransportError, UnitError
+from daq.forwarder import Forwarder
+from daq.instrument import Driver
+from daq.journal import Journal, JournalError
+from daq.model import FieldValue, LotContext, Measurement, Point, Sample
+from daq.quality.judge import judge
+from daq.specs import SpecSource
+from daq.units import Normalizer
+
+__all__ = ["InstrumentHealth", "Runtime", "RuntimeSettings", "Scheduled"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """An instrument with its schedule: ``interval`` seconds, or None for a push instrument."""
+
+    driver: Driver
+    interval: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    bench: str
+    health_interval: float = 10.0
+    reconnect_initial: float = 0.5
+    reconnect_cap: float = 30.0
+    retention_days: float = 0.0
+    drain_timeout: float = 5.0
+
+
+@dataclass(slots=True)
+class InstrumentHealth:
+    """Running figures for one instrument (written as ``daq_health``)."""
+
+    polls: int = 0
+    errors: int = 0
+    reconnects: int = 0
+    missed: int = 0
+    rejected: int = 0
+    measurements: int = 0
+    online: bool = False
+    last_seen_ns: int = 0
+    last_latency_s: float = 0.0
+    latency_total_s: float = 0.0
+    last_error: str = ""
+    _logged_error: str = field(default="", repr=False)
+
+    def fields(self) -> dict[str, FieldValue]:
+        mean = self.latency_total_s / self.polls if self.polls else 0.0
+        return {
+            "polls": self.polls,
+            "errors": self.errors,
+            "reconnects": self.reconnects,
+            "missed_polls": self.missed,
+            "rejected": self.rejected,
+            "measurements": self.measurements,
+            "online": self.online,
+            "last_seen_ns": self.last_seen_ns,
+            "latency_ms": round(self.last_latency_s * 1000.0, 3),
+            "mean_latency_ms": round(mean * 1000.0, 3),
+        }
+
+
+MeasurementObserver = Callable[[Measurement], None]
+
+
+class Runtime:
+    """Runs the instruments of one bench until stopped."""
+
+    def __init__(
+        self,
+        settings: RuntimeSettings,
+        instruments: Sequence[Scheduled],
+        *,
+        journal: Journal,
+        spec: SpecSource,
+        context: Callable[[], LotContext],
+        forwarders: Sequence[Forwarder] = (),
+        observer: MeasurementObserver | None = None,
+    ) -> None:
+        self.settings = settings
+        self.instruments = list(instruments)
+        self.journal = journal
+        self.spec = spec
+        self.context = context
+        self.forwarders = list(forwarders)
+        self.observer = observer
+        self.health: dict[str, InstrumentHealth] = {
+            s.driver.name: InstrumentHealth() for s in self.instruments
+        }
+        self.accepted = 0
+        self.journal_failures = 0
+        self._normalizer = Normalizer()
+        self._queue: asyncio.Queue[Point] = asyncio.Queue()
+        self._stop = asyncio.Event()
+        self._polls_done = asyncio.Event()
+        self._pool = ThreadPoolExecutor(
+            max_workers=len(self.instruments) + 1, thread_name_prefix="instrument"
+        )
+        # One thread for the journal and the forwarders: SQLite work stays serialized.
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        self._net = ThreadPoolExecutor(
+            max_workers=max(1, len(self.forwarders)), thread_name_prefix="forwarder"
+        )
+
+    def stop(self) -> None:
+        """Ask every task to finish (safe to call from a signal handler)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def run(self, duration: float | None = None) -> None:
+        """Run until ``stop()`` or for ``duration`` seconds; then flush and close."""
+        writer = asyncio.create_task(self._writer(), name="journal-writer")
+        tasks = [
+            asyncio.create_task(self._instrument(s), name=f"instrument:{s.driver.name}")
+            for s in self.instruments
+        ]
+        tasks.append(asyncio.create_task(self._health_loop(), name="health"))
+        fwd = [
+            asyncio.create_task(
+                f.run(
+                    self._stop,
+                    self._net,
+                    drain_timeout=self.settings.drain_timeout,
+                    on_state=self._forwarder_state(f),
+                ),
+                name=f"forwarder:{f.key}",
+            )
+            for f in self.forwarders
+        ]
+        try:
+            if duration is not None:
+                try:
+                    await asyncio.wait_for(self._stop.wait(), timeout=duration)
+                except TimeoutError:
+                    self._stop.set()
+            else:
+                await self._stop.wait()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._write_health()
+            self._polls_done.set()
+            await writer
+            await asyncio.gather(*fwd, return_exceptions=True)
+        finally:
+            for t in [*tasks, writer, *fwd]:
+                t.cancel()
+            loop = asyncio.get_running_loop()
+            for s in self.instruments:
+                await loop.run_in_executor(self._pool, s.driver.close)
+            for f in self.forwarders:
+                await loop.run_in_executor(self._net, f.close)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._net.shutdown(wait=True)
+            self._io.shutdown(wait=True)
+
+    # -- instruments ---------------------------------------------------------------------------
+
+    async def _instrument(self, sched: Scheduled) -> None:
+        driver = sched.driver
+        health = self.health[driver.name]
+        loop = asyncio.get_running_loop()
+        backoff = Backoff(self.settings.reconnect_initial, self.settings.reconnect_cap)
+        connected = False
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            if not connected:
+                try:
+                    await loop.run_in_executor(self._pool, driver.connect)
+                except HallmarkError as exc:
+                    health.errors += 1
+                    self._problem(driver.name, health, f"cannot connect: {exc}")
+                    await self._sleep(backoff.next())
+                    continue
+                connected = True
+                backoff.reset()
+                self._set_online(driver.name, health, True)
+                next_at = time.monotonic()
+            started = time.monotonic()
+            try:
+                if sched.interval is None:
+                    samples = await loop.run_in_executor(self._pool, driver.receive, 1.0)
+                else:
+                    samples = await loop.run_in_executor(self._pool, driver.poll)
+            except TransportError as exc:
+                health.errors += 1
+                health.reconnects += 1
+                connected = False
+                await loop.run_in_executor(self._pool, driver.close)
+                self._problem(driver.name, health, f"link lost: {exc}")
+                self._set_online(driver.name, health, False, str(exc))
+                await self._sleep(backoff.next())
+                continue
+            except HallmarkError as exc:
+                health.errors += 1
+                self._problem(driver.name, health, str(exc))
+                samples = []
+            else:
+                if health.last_error:
+                    log.info("%s: answering normally again", driver.name)
+                    health.last_error = health._logged_error = ""
+            elapsed = time.monotonic() - started
+            if sched.interval is not None:
+                health.polls += 1
+                health.last_latency_s = elapsed
+                health.latency_total_s += elapsed
+            if samples:
+                health.last_seen_ns = time.time_ns()
+                self._accept(samples, health)
+            if sched.interval is not None:
+                next_at += sched.interval
+                now = time.monotonic()
+                if next_at < now:
+                    skipped = int((now - next_at) / sched.interval) + 1
+                    health.missed += skipped
+                    next_at += skipped * sched.interval
+                await self._sleep(next_at - time.monotonic())
+
+    def _accept(self, samples: Sequence[Sample], health: InstrumentHealth) -> None:
+        ctx = self.context()
+        for sample in samples:
+            try:
+                reading = self._normalizer.normalize(sample)
+            except UnitError as exc:
+                health.rejected += 1
+                name = sample.instrument
+                self._problem(name, health, f"reading rejected: {exc}")
+                self._event(name, "reading_rejected", "warning", str(exc))
+                continue
+            s = reading.sample
+            rev = self.spec.revision(ctx)
+            lctx = ctx if rev == ctx.spec_rev else replace(ctx, spec_rev=rev)
+            limits = self.spec.limits_for(s.instrument, s.measurement, s.channel, lctx)
+            m = Measurement(self.settings.bench, reading, judge(reading.value, limits), lctx)
+            self._queue.put_nowait(m.to_point())
+            health.measurements += 1
+            if self.observer is not None:
+                self.observer(m)
+
+    def _problem(self, name: str, health: InstrumentHealth, message: str) -> None:
+        health.last_error = message
+        if message != health._logged_error:
+            log.warning("%s: %s", name, message)
+            health._logged_error = message
+
+    def _set_online(
+        self, name: str, health: InstrumentHealth, online: bool, reason: str = ""
+    ) -> None:
+        if online == health.online:
+            return
+        health.online = online
+        if online:
+            log.info("%s: online", name)
+            self._event(name, "instrument_online", "info", "instrument answering")
+        else:
+            self._event(name, "instrument_offline", "warning", reason or "link lost")
+
+    def _event(self, instrument: str, kind: str, severity: str, message: str) -> None:
+        tags = {"bench": self.settings.bench, "instrument": instrument, "kind": kind}
+        tags.update(self.context().tags())
+        self._queue.put_nowait(
+            Point("event", tags, {"message": message, "severity": severity}, time.time_ns())
+        )
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+        except TimeoutError:
+            return
+
+    # -- journal -------------------------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        """Commit queued points in groups; a failed commit is retried, never dropped."""
+        loop = asyncio.get_running_loop()
+        pending: list[Point] = []
+        while True:
+            if not pending:
+                if self._polls_done.is_set() and self._queue.empty():
+                    return
+                get = asyncio.ensure_future(self._queue.get())
+                done_wait = asyncio.ensure_future(self._polls_done.wait())
+                await asyncio.wait({get, done_wait}, return_when=asyncio.FIRST_COMPLETED)
+                done_wait.cancel()
+                if not get.done():
+                    get.cancel()
+                    continue
+                pending.append(get.result())
+            while not self._queue.empty():
+                pending.append(self._queue.get_nowait())
+            try:
+                await loop.run_in_executor(self._io, self.journal.append, pending)
+            except JournalError as exc:
+                self.journal_failures += 1
+                log.error(
+                    "JOURNAL WRITE FAILED, %d measurement(s) are NOT yet accepted and are held in"
+                    " memory until it works again: %s",
+                    len(pending),
+                    exc,
+                )
+                await asyncio.sleep(1.0)
+                continue
+            self.accepted += len(pending)
+            pending = []
+
+    # -- health --------------------------------------------------------------------------------
+
+    async def _health_loop(self) -> None:
+        while not self._stop.is_set():
+            await self._sleep(self.settings.health_interval)
+            if not self._stop.is_set():
+                self._write_health()
+
+    def _write_health(self) -> None:
+        now = time.time_ns()
+        for i, (name, h) in enumerate(self.health.items()):
+            tags = {"bench": self.settings.bench, "instrument": name}
+            # Distinct nanoseconds keep every point its own even within one series family.
+            self._queue.put_nowait(Point("daq_health", tags, h.fields(), now + i))
+        for f in self.forwarders:
+            s = f.stats
+            self._queue.put_nowait(
+                Point(
+                    "daq_health",
+                    {"bench": self.settings.bench, "component": "forwarder", "sink": f.key},
+                    {
+                        "written": s.written,
+                        "quarantined": s.quarantined,
+                        "retries": s.retries,
+                        "up": s.state == "up",
+                    },
+                    now,
+                )
+            )
+
+    def _forwarder_state(self, f: Forwarder) -> Callable[[str, str], None]:
+        def changed(state: str, message: str) -> None:
+            if state == "down":
+                self._event("forwarder", "database_down", "warning", f"{f.key}: {message}")
+            elif state == "up":
+                self._event("forwarder", "database_up", "info", f"{f.key}: taking data")
+
+        return changed

@@ -1,0 +1,164 @@
+"""Modbus process controllers (chamber temperature and humidity loops), driven by a register map.
+
+Instruments: Watlow F4T (map ``watlow_f4t``), and any controller whose registers are described
+by a map file in drivers/maps/ (see drivers/modbus_map.py for the format). Transport: Modbus TCP
+or RTU through pymodbus (drivers/transport/modbus.py).
+
+Per poll the driver reads the display-unit register (so a front-panel switch between °C and °F
+converts correctly, and is flagged ``unit_changed`` on the record), the status register, and
+every point in as few block reads as the map allows. A value outside its plausible range (the
+symptom of a wrong word order: 35.0 read CDAB as ABCD is about 2.4e-41) fails the poll with a
+``ProtocolError`` that says to check ``word_order``: such values are never recorded.
+
+Quirks: Watlow serves floats low word first (CDAB) by default, but the word order is a field
+setting (the F4T Data Map parameter; byte-swapped BADC has been reported), hence the option.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from daq.errors import InstrumentError, ProtocolError
+from daq.instrument import InstrumentSettings, Mode
+from daq.model import Sample
+from drivers.modbus_map import (
+    RegisterMap,
+    WordOrder,
+    decode,
+    load_map,
+    plausible,
+    read_plan,
+)
+from drivers.transport.modbus import ModbusLink
+
+__all__ = ["MAPS_DIR", "ModbusController", "ModbusControllerOptions"]
+
+MAPS_DIR = Path(__file__).parent / "maps"
+
+
+class ModbusControllerOptions(BaseModel):
+    """Options under ``[instrument.options]`` for a Modbus controller."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Modbus device id (unit id / slave address) on the link.
+    device_id: Annotated[int, Field(ge=0, le=247)] = 1
+    #: Overrides the map's word order for 32-bit values.
+    word_order: WordOrder | None = None
+    #: A register map file of your own instead of the driver's built-in one.
+    map: Path | None = None
+    #: The measurement the points are written under (docs/schema.md).
+    measurement: str = "chamber"
+
+
+class ModbusController:
+    """A map-driven Modbus controller. The constructor does no I/O."""
+
+    mode: Mode = "poll"
+
+    def __init__(
+        self, settings: InstrumentSettings, options: ModbusControllerOptions, regmap: RegisterMap
+    ) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self.options = options
+        self.map = regmap
+        self.word_order: WordOrder = options.word_order or regmap.word_order
+        self.link = ModbusLink(
+            settings.address, timeout=settings.timeout, device_id=options.device_id
+        )
+        spans = [(regmap.wire(p.address), p.width) for p in regmap.point]
+        if regmap.display_unit is not None:
+            spans.append((regmap.wire(regmap.display_unit.address), 1))
+        if regmap.status is not None:
+            spans.append((regmap.wire(regmap.status.address), 1))
+        self._plan = read_plan(spans)
+        self._display_unit: str | None = None
+
+    def connect(self) -> None:
+        self.link.open()
+        try:
+            self._read_all()  # proves the device answers and speaks this map
+        except BaseException:
+            self.link.close()
+            raise
+
+    def _read_all(self) -> dict[int, int]:
+        registers: dict[int, int] = {}
+        for start, count in self._plan:
+            for offset, value in enumerate(self.link.read_holding(start, count)):
+                registers[start + offset] = value
+        return registers
+
+    def _unit_of_display(self, registers: dict[int, int]) -> str:
+        du = self.map.display_unit
+        assert du is not None
+        code = registers[self.map.wire(du.address)]
+        unit = du.values.get(code)
+        if unit is None:
+            known = ", ".join(f"{k}={v}" for k, v in du.values.items())
+            raise InstrumentError(
+                f"display-unit register {du.address} holds {code}, which this map does not know"
+                f" (known: {known})"
+            )
+        return unit
+
+    def poll(self) -> list[Sample]:
+        registers = self._read_all()
+        now = time.time_ns()
+        flags: list[str] = []
+        if self.map.status is not None:
+            st = self.map.status
+            code = registers[self.map.wire(st.address)]
+            if code not in st.ok:
+                flags.append(f"status={st.values.get(code, str(code))}")
+        if self.map.display_unit is not None:
+            display = self._unit_of_display(registers)
+            if self._display_unit is not None and display != self._display_unit:
+                flags.append(f"unit_changed:{self._display_unit}->{display}")
+            self._display_unit = display
+        samples = []
+        for point in self.map.point:
+            start = self.map.wire(point.address)
+            regs = [registers[start + i] for i in range(point.width)]
+            value = decode(regs, point.type, self.word_order) * point.scale
+            if not plausible(value, point.plausible):
+                raise ProtocolError(
+                    f"{point.channel} decoded as {value:.6g}, outside the plausible range"
+                    f" {point.plausible}: check word_order (now {self.word_order})"
+                )
+            unit = self._display_unit if point.unit == "display" else point.unit
+            assert unit is not None
+            regs_text = " ".join(f"{r:04X}" for r in regs)
+            samples.append(
+                Sample(
+                    instrument=self.name,
+                    measurement=self.options.measurement,
+                    channel=point.channel,
+                    quantity=point.quantity,
+                    value=value,
+                    unit=unit,
+                    time_ns=now,
+                    raw=f"{point.address}: {regs_text}",
+                    flags=tuple(flags),
+                )
+            )
+        return samples
+
+    def receive(self, timeout: float) -> list[Sample]:
+        raise InstrumentError(f"{self.name} is polled; it does not push results")
+
+    def close(self) -> None:
+        self.link.close()
+
+
+def build(
+    settings: InstrumentSettings, options: ModbusControllerOptions, default_map: str
+) -> ModbusController:
+    """Build a controller with its map: the option's file, else the built-in ``default_map``."""
+    path = options.map or MAPS_DIR / f"{default_map}.toml"
+    return ModbusController(settings, options, load_map(path))
