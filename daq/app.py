@@ -102,6 +102,7 @@ def build_runtime(
         RuntimeSettings(
             bench=config.bench.id,
             health_interval=config.bench.health_interval,
+            reconnect_cap=config.bench.reconnect_max,
             retention_days=config.journal.retention_days,
         ),
         instruments,

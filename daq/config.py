@@ -50,6 +50,8 @@ class _Strict(BaseModel):
 class BenchConfig(_Strict):
     id: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")]
     health_interval: PositiveSeconds = 10.0
+    #: Longest wait between attempts to reach an instrument that does not answer.
+    reconnect_max: PositiveSeconds = 30.0
 
 
 class JournalConfig(_Strict):

@@ -122,9 +122,12 @@ class Runtime:
         self.accepted = 0
         self.journal_failures = 0
         self._normalizer = Normalizer()
+        self._flags: dict[tuple[str, str], frozenset[str]] = {}
         self._queue: asyncio.Queue[Point] = asyncio.Queue()
         self._stop = asyncio.Event()
         self._polls_done = asyncio.Event()
+        # Set once the writer has committed the last points: only then may forwarders drain.
+        self._committed = asyncio.Event()
         self._pool = ThreadPoolExecutor(
             max_workers=len(self.instruments) + 1, thread_name_prefix="instrument"
         )
@@ -153,7 +156,7 @@ class Runtime:
         fwd = [
             asyncio.create_task(
                 f.run(
-                    self._stop,
+                    self._committed,
                     self._net,
                     drain_timeout=self.settings.drain_timeout,
                     on_state=self._forwarder_state(f),
@@ -174,6 +177,7 @@ class Runtime:
             self._write_health()
             self._polls_done.set()
             await writer
+            self._committed.set()
             await asyncio.gather(*fwd, return_exceptions=True)
         finally:
             for t in [*tasks, writer, *fwd]:
@@ -261,6 +265,7 @@ class Runtime:
                 self._event(name, "reading_rejected", "warning", str(exc))
                 continue
             s = reading.sample
+            self._watch_flags(s)
             rev = self.spec.revision(ctx)
             lctx = ctx if rev == ctx.spec_rev else replace(ctx, spec_rev=rev)
             limits = self.spec.limits_for(s.instrument, s.measurement, s.channel, lctx)
@@ -269,6 +274,20 @@ class Runtime:
             health.measurements += 1
             if self.observer is not None:
                 self.observer(m)
+
+    def _watch_flags(self, s: Sample) -> None:
+        """Say it once when a driver starts (or stops) flagging a channel."""
+        key = (s.instrument, s.channel)
+        now = frozenset(f for f in s.flags if not f.startswith("unit_changed"))
+        before = self._flags.get(key, frozenset())
+        for flag in s.flags:
+            if flag.startswith("unit_changed") or flag not in before:
+                text = describe_flag(flag)
+                log.warning("%s: %s: %s", s.instrument, s.channel, text)
+                self._event(s.instrument, "instrument_warning", "warning", f"{s.channel}: {text}")
+        for flag in before - now:
+            log.info("%s: %s: back to normal (%s ended)", s.instrument, s.channel, flag)
+        self._flags[key] = now
 
     def _problem(self, name: str, health: InstrumentHealth, message: str) -> None:
         health.last_error = message
@@ -377,3 +396,15 @@ class Runtime:
                 self._event("forwarder", "database_up", "info", f"{f.key}: taking data")
 
         return changed
+
+
+def describe_flag(flag: str) -> str:
+    """A driver's flag in words for the log."""
+    if flag == "stuck":
+        return "value stuck: identical readings for many polls (frozen sensor or controller?)"
+    if flag.startswith("status="):
+        return f"the instrument reports status {flag.split('=', 1)[1].upper()}"
+    if flag.startswith("unit_changed:"):
+        change = flag.split(":", 1)[1].replace("->", " to ")
+        return f"unit changed at the instrument ({change}); values are converted"
+    return flag

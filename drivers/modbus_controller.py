@@ -53,6 +53,8 @@ class ModbusControllerOptions(BaseModel):
     map: Path | None = None
     #: The measurement the points are written under (docs/schema.md).
     measurement: str = "chamber"
+    #: Overrides the map's ``stuck_after`` for the points that have one (0 turns it off).
+    stuck_after: Annotated[int, Field(ge=0)] | None = None
 
 
 class ModbusController:
@@ -78,6 +80,8 @@ class ModbusController:
             spans.append((regmap.wire(regmap.status.address), 1))
         self._plan = read_plan(spans)
         self._display_unit: str | None = None
+        # channel -> (registers last read, how many polls in a row they were identical)
+        self._repeats: dict[str, tuple[list[int], int]] = {}
 
     def connect(self) -> None:
         self.link.open()
@@ -133,6 +137,9 @@ class ModbusController:
                 )
             unit = self._display_unit if point.unit == "display" else point.unit
             assert unit is not None
+            point_flags = flags
+            if self._is_stuck(point.channel, point.stuck_after, regs):
+                point_flags = [*flags, "stuck"]
             regs_text = " ".join(f"{r:04X}" for r in regs)
             samples.append(
                 Sample(
@@ -144,10 +151,23 @@ class ModbusController:
                     unit=unit,
                     time_ns=now,
                     raw=f"{point.address}: {regs_text}",
-                    flags=tuple(flags),
+                    flags=tuple(point_flags),
                 )
             )
         return samples
+
+    def _is_stuck(self, channel: str, stuck_after: int, regs: list[int]) -> bool:
+        limit = (
+            stuck_after
+            if self.options.stuck_after is None or not stuck_after
+            else (self.options.stuck_after)
+        )
+        if not limit:
+            return False
+        last, count = self._repeats.get(channel, ([], 0))
+        count = count + 1 if regs == last else 1
+        self._repeats[channel] = (regs, count)
+        return count >= limit
 
     def receive(self, timeout: float) -> list[Sample]:
         raise InstrumentError(f"{self.name} is polled; it does not push results")
