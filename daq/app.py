@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -124,12 +123,6 @@ async def run_bench(
     """Run a bench until SIGTERM/SIGINT or ``duration``; returns the finished runtime."""
     path = config.journal_path(base)
     with Journal(path, synchronous=config.journal.synchronous) as journal:
-        if config.journal.retention_days > 0:
-            cutoff = time.time_ns() - int(config.journal.retention_days * 86400e9)
-            sinks = [build_sink(config)]
-            removed = journal.prune(cutoff, [s.name for s in sinks if s is not None])
-            if removed:
-                log.info("journal retention removed %d old forwarded row(s)", removed)
         runtime = build_runtime(config, base, journal, observer)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -45,11 +45,9 @@ def _field(value: FieldValue) -> str | None:
 def encode(point: Point) -> str:
     """One point as one line of line protocol (no trailing newline)."""
     head = point.measurement.translate(_MEAS)
-    tags = ""
-    for key, value in sorted(point.tags.items()):
-        key, value = key.rstrip("\\"), value.rstrip("\\")
-        if key and value:
-            tags += f",{key.translate(_KEY)}={value.translate(_KEY)}"
+    # A trailing backslash would escape the separator after it (see the module docstring).
+    pairs = ((k.rstrip("\\"), v.rstrip("\\")) for k, v in sorted(point.tags.items()))
+    tags = "".join(f",{k.translate(_KEY)}={v.translate(_KEY)}" for k, v in pairs if k and v)
     fields = []
     for key, value in point.fields.items():
         encoded = _field(value)

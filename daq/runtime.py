@@ -123,6 +123,7 @@ class Runtime:
         self.journal_failures = 0
         self._normalizer = Normalizer()
         self._flags: dict[tuple[str, str], frozenset[str]] = {}
+        self._backlog: dict[str, int] = {}
         self._queue: asyncio.Queue[Point] = asyncio.Queue()
         self._stop = asyncio.Event()
         self._polls_done = asyncio.Event()
@@ -361,17 +362,48 @@ class Runtime:
     # -- health --------------------------------------------------------------------------------
 
     async def _health_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_prune = time.monotonic()
         while not self._stop.is_set():
             await self._sleep(self.settings.health_interval)
-            if not self._stop.is_set():
-                self._write_health()
+            if self._stop.is_set():
+                return
+            for f in self.forwarders:
+                self._backlog[f.key] = await loop.run_in_executor(
+                    self._io, self.journal.backlog, f.key
+                )
+            self._write_health()
+            if self.settings.retention_days > 0 and time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + 3600.0
+                await loop.run_in_executor(self._io, self._prune)
+
+    def _prune(self) -> None:
+        cutoff = time.time_ns() - int(self.settings.retention_days * 86400e9)
+        removed = self.journal.prune(cutoff, [f.key for f in self.forwarders])
+        if removed:
+            log.info(
+                "journal retention: removed %d row(s) older than %g days",
+                removed,
+                self.settings.retention_days,
+            )
 
     def _write_health(self) -> None:
         now = time.time_ns()
-        for i, (name, h) in enumerate(self.health.items()):
+        for name, h in self.health.items():
             tags = {"bench": self.settings.bench, "instrument": name}
-            # Distinct nanoseconds keep every point its own even within one series family.
-            self._queue.put_nowait(Point("daq_health", tags, h.fields(), now + i))
+            self._queue.put_nowait(Point("daq_health", tags, h.fields(), now))
+        self._queue.put_nowait(
+            Point(
+                "daq_health",
+                {"bench": self.settings.bench, "component": "journal"},
+                {
+                    "accepted": self.accepted,
+                    "write_failures": self.journal_failures,
+                    "backlog": max(self._backlog.values(), default=0),
+                },
+                now,
+            )
+        )
         for f in self.forwarders:
             s = f.stats
             self._queue.put_nowait(

@@ -10,6 +10,9 @@ every point in as few block reads as the map allows. A value outside its plausib
 symptom of a wrong word order: 35.0 read CDAB as ABCD is about 2.4e-41) fails the poll with a
 ``ProtocolError`` that says to check ``word_order``: such values are never recorded.
 
+A process value whose registers do not change for ``stuck_after_s`` seconds is flagged
+``stuck`` (a frozen sensor or controller); set points never are.
+
 Quirks: Watlow serves floats low word first (CDAB) by default, but the word order is a field
 setting (the F4T Data Map parameter; byte-swapped BADC has been reported), hence the option.
 """
@@ -53,8 +56,8 @@ class ModbusControllerOptions(BaseModel):
     map: Path | None = None
     #: The measurement the points are written under (docs/schema.md).
     measurement: str = "chamber"
-    #: Overrides the map's ``stuck_after`` for the points that have one (0 turns it off).
-    stuck_after: Annotated[int, Field(ge=0)] | None = None
+    #: Overrides the map's ``stuck_after_s`` for the points that have one (0 turns it off).
+    stuck_after_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
 
 
 class ModbusController:
@@ -80,8 +83,8 @@ class ModbusController:
             spans.append((regmap.wire(regmap.status.address), 1))
         self._plan = read_plan(spans)
         self._display_unit: str | None = None
-        # channel -> (registers last read, how many polls in a row they were identical)
-        self._repeats: dict[str, tuple[list[int], int]] = {}
+        # channel -> (registers last read, monotonic time they were first read so)
+        self._unchanged_since: dict[str, tuple[list[int], float]] = {}
 
     def connect(self) -> None:
         self.link.open()
@@ -138,7 +141,7 @@ class ModbusController:
             unit = self._display_unit if point.unit == "display" else point.unit
             assert unit is not None
             point_flags = flags
-            if self._is_stuck(point.channel, point.stuck_after, regs):
+            if self._is_stuck(point.channel, point.stuck_after_s, regs):
                 point_flags = [*flags, "stuck"]
             regs_text = " ".join(f"{r:04X}" for r in regs)
             samples.append(
@@ -156,18 +159,18 @@ class ModbusController:
             )
         return samples
 
-    def _is_stuck(self, channel: str, stuck_after: int, regs: list[int]) -> bool:
-        limit = (
-            stuck_after
-            if self.options.stuck_after is None or not stuck_after
-            else (self.options.stuck_after)
-        )
+    def _is_stuck(self, channel: str, stuck_after_s: float, regs: list[int]) -> bool:
+        limit = stuck_after_s
+        if limit and self.options.stuck_after_s is not None:
+            limit = self.options.stuck_after_s
         if not limit:
             return False
-        last, count = self._repeats.get(channel, ([], 0))
-        count = count + 1 if regs == last else 1
-        self._repeats[channel] = (regs, count)
-        return count >= limit
+        now = time.monotonic()
+        last, since = self._unchanged_since.get(channel, ([], now))
+        if regs != last:
+            since = now
+        self._unchanged_since[channel] = (regs, since)
+        return now - since >= limit
 
     def receive(self, timeout: float) -> list[Sample]:
         raise InstrumentError(f"{self.name} is polled; it does not push results")

@@ -56,9 +56,10 @@ class MapPoint(_Strict):
     #: Scaled integers: value = raw * scale (e.g. 0.1 for one implied decimal place).
     scale: float = 1.0
     plausible: tuple[float, float] | None = None
-    #: Flag the value ``stuck`` after this many polls with identical registers (0: never).
-    #: Meant for process values, which always carry some noise; never for set points.
-    stuck_after: Annotated[int, Field(ge=0)] = 0
+    #: Flag the value ``stuck`` once its registers have not changed for this many seconds
+    #: (0: never). Meant for process values, which always carry some noise; never for set
+    #: points. Seconds, not polls: a controller refreshes its registers at its own pace.
+    stuck_after_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
 
     @property
     def width(self) -> int:

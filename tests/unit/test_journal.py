@@ -57,11 +57,18 @@ def test_quarantine_is_listed(tmp_path):
     with Journal(tmp_path / "j.db") as j:
         j.quarantine("s", [(7, "bad line")], "unable to parse")
         (row,) = j.quarantined()
-        assert (row.sink, row.row_id, row.line, row.message) == ("s", 7, "bad line", "unable to parse")
+        assert (row.sink, row.row_id, row.line, row.message) == (
+            "s",
+            7,
+            "bad line",
+            "unable to parse",
+        )
 
 
 def test_unicode_and_types_roundtrip(tmp_path):
-    p = Point("thickness", {"feature": "layer_Au"}, {"value": 2.5, "unit": "µm", "n": 3, "ok": True}, 9)
+    p = Point(
+        "thickness", {"feature": "layer_Au"}, {"value": 2.5, "unit": "µm", "n": 3, "ok": True}, 9
+    )
     with Journal(tmp_path / "j.db") as j:
         j.append([p])
         assert list(j.iter_points()) == [p]

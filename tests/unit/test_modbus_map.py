@@ -60,7 +60,9 @@ def test_shipped_map_is_valid():
 
 def test_bad_map_is_explained(tmp_path):
     path = tmp_path / "m.toml"
-    path.write_text('schema = 1\nmodel = "x"\n[[point]]\nchannel = "t"\nquantity = "temperature"\n'
-                    'address = 1\nunit = "display"\n')
+    path.write_text(
+        'schema = 1\nmodel = "x"\n[[point]]\nchannel = "t"\nquantity = "temperature"\n'
+        'address = 1\nunit = "display"\n'
+    )
     with pytest.raises(ValueError, match="unit = 'display' but the map has no"):
         load_map(path)
