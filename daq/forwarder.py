@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from daq.backoff import Backoff
 from daq.errors import BatchTooLargeError, RejectedBatchError, RetryableSinkError
 from daq.journal import Journal
-from daq.lineprotocol import encode
 from daq.sinks.base import Sink
 
 __all__ = ["Forwarder", "ForwarderStats"]
@@ -78,18 +77,15 @@ class Forwarder:
         if not self._opened:
             self.sink.open()
             self._opened = True
-        rows = self.journal.pending(self.key, self.batch_size)
+        rows = self.journal.pending_lines(self.key, self.batch_size)
         if not rows:
             return 0
-        encoded: list[tuple[int, str]] = []
-        bad: list[tuple[int, str]] = []
-        for rid, point in rows:
-            try:
-                encoded.append((rid, encode(point)))
-            except ValueError as exc:
-                bad.append((rid, f"{point.measurement} {point.tags} {point.fields}: {exc}"))
-        if bad:
-            self.journal.quarantine(self.key, bad, "cannot be written as line protocol")
+        encoded = [(rid, line) for rid, line in rows if line is not None]
+        if len(encoded) < len(rows):
+            bad = [(rid, "") for rid, line in rows if line is None]
+            self.journal.quarantine(
+                self.key, bad, "no field with a finite value: cannot be written as line protocol"
+            )
             self.stats.quarantined += len(bad)
         self._send(encoded)
         self.journal.ack(self.key, rows[-1][0])

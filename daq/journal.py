@@ -12,7 +12,9 @@ configured age that every sink has already taken.
 
 Layout (schema version 1):
 
-    points(id INTEGER PRIMARY KEY AUTOINCREMENT, time_ns, measurement, tags JSON, fields JSON)
+    points(id INTEGER PRIMARY KEY AUTOINCREMENT, time_ns, measurement, tags JSON, fields JSON,
+           line)   -- the point in line protocol, encoded once on the way in; NULL when it
+                   -- cannot be written (no finite field), so the forwarder quarantines it
     cursors(sink TEXT PRIMARY KEY, last_id)
     quarantine(id, sink, row_id, line, message, at_ns)
     meta(key, value)
@@ -35,6 +37,7 @@ from types import TracebackType
 from typing import Literal
 
 from daq.errors import HallmarkError
+from daq.lineprotocol import encode
 from daq.model import Point
 
 __all__ = ["Journal", "JournalError", "QuarantinedRow"]
@@ -45,7 +48,8 @@ CREATE TABLE IF NOT EXISTS points (
     time_ns INTEGER NOT NULL,
     measurement TEXT NOT NULL,
     tags TEXT NOT NULL,
-    fields TEXT NOT NULL
+    fields TEXT NOT NULL,
+    line TEXT
 );
 CREATE INDEX IF NOT EXISTS points_time ON points(time_ns);
 CREATE TABLE IF NOT EXISTS cursors (sink TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
@@ -73,6 +77,13 @@ class QuarantinedRow:
     line: str
     message: str
     at_ns: int
+
+
+def _line(point: Point) -> str | None:
+    try:
+        return encode(point)
+    except ValueError:
+        return None
 
 
 def _decode(row: tuple[int, int, str, str, str]) -> tuple[int, Point]:
@@ -141,6 +152,7 @@ class Journal:
                 p.measurement,
                 json.dumps(p.tags, ensure_ascii=False, separators=(",", ":")),
                 json.dumps(p.fields, ensure_ascii=False, separators=(",", ":")),
+                _line(p),
             )
             for p in points
         ]
@@ -148,8 +160,8 @@ class Journal:
             try:
                 with self._db:
                     self._db.executemany(
-                        "INSERT INTO points(time_ns, measurement, tags, fields)"
-                        " VALUES (?, ?, ?, ?)",
+                        "INSERT INTO points(time_ns, measurement, tags, fields, line)"
+                        " VALUES (?, ?, ?, ?, ?)",
                         rows,
                     )
                     last = self._db.execute("SELECT max(id) FROM points").fetchone()[0]
@@ -166,16 +178,16 @@ class Journal:
             row = self._db.execute("SELECT last_id FROM cursors WHERE sink = ?", (sink,)).fetchone()
         return int(row[0]) if row else 0
 
-    def pending(self, sink: str, limit: int) -> list[tuple[int, Point]]:
-        """Up to ``limit`` rows this sink has not written yet, oldest first."""
+    def pending_lines(self, sink: str, limit: int) -> list[tuple[int, str | None]]:
+        """Up to ``limit`` rows this sink has not written yet, as (id, line protocol)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, time_ns, measurement, tags, fields FROM points"
+                "SELECT id, line FROM points"
                 " WHERE id > coalesce((SELECT last_id FROM cursors WHERE sink = ?), 0)"
                 " ORDER BY id LIMIT ?",
                 (sink, limit),
             ).fetchall()
-        return [_decode(r) for r in rows]
+        return [(int(r[0]), r[1]) for r in rows]
 
     def ack(self, sink: str, last_id: int) -> None:
         """Record that the sink has written every row up to ``last_id``."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from functools import lru_cache
 
 from daq.model import FieldValue, Point
 
@@ -42,20 +43,37 @@ def _field(value: FieldValue) -> str | None:
     return f'"{text}"'
 
 
+@lru_cache(maxsize=8192)
+def _head(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
+    """Measurement and tag set, escaped and sorted. Cached: a bench has few distinct series."""
+    # A trailing backslash would escape the separator after it (see the module docstring).
+    pairs = ((k.rstrip("\\"), v.rstrip("\\")) for k, v in sorted(tags))
+    tagtext = "".join(f",{k.translate(_KEY)}={v.translate(_KEY)}" for k, v in pairs if k and v)
+    return measurement.translate(_MEAS) + tagtext
+
+
+@lru_cache(maxsize=1024)
+def _key(name: str) -> str:
+    return name.translate(_KEY)
+
+
 def encode(point: Point) -> str:
     """One point as one line of line protocol (no trailing newline)."""
-    head = point.measurement.translate(_MEAS)
-    # A trailing backslash would escape the separator after it (see the module docstring).
-    pairs = ((k.rstrip("\\"), v.rstrip("\\")) for k, v in sorted(point.tags.items()))
-    tags = "".join(f",{k.translate(_KEY)}={v.translate(_KEY)}" for k, v in pairs if k and v)
     fields = []
     for key, value in point.fields.items():
-        encoded = _field(value)
-        if encoded is not None:
-            fields.append(f"{key.translate(_KEY)}={encoded}")
+        if type(value) is float:  # the common case first
+            if not math.isfinite(value):
+                continue
+            encoded: str | None = repr(value)
+        else:
+            encoded = _field(value)
+            if encoded is None:
+                continue
+        fields.append(f"{_key(key)}={encoded}")
     if not fields:
         raise ValueError(f"point {point.measurement!r} has no writable field")
-    return f"{head}{tags} {','.join(fields)} {point.time_ns}"
+    head = _head(point.measurement, tuple(point.tags.items()))
+    return f"{head} {','.join(fields)} {point.time_ns}"
 
 
 def encode_many(points: Iterable[Point]) -> str:

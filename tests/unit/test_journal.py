@@ -4,6 +4,7 @@ import stat
 import pytest
 
 from daq.journal import Journal, JournalError
+from daq.lineprotocol import encode
 from daq.model import Point
 
 
@@ -14,10 +15,10 @@ def pt(i, m="chamber"):
 def test_append_pending_ack(tmp_path):
     with Journal(tmp_path / "j.db") as j:
         assert j.append([pt(1), pt(2), pt(3)]) == 3
-        assert [r for r, _ in j.pending("s", 10)] == [1, 2, 3]
+        assert [r for r, _ in j.pending_lines("s", 10)] == [1, 2, 3]
         assert j.backlog("s") == 3
         j.ack("s", 2)
-        assert [p.time_ns for _, p in j.pending("s", 10)] == [3]
+        assert [line for _, line in j.pending_lines("s", 10)] == [encode(pt(3))]
         j.ack("s", 1)  # cursors never move back
         assert j.cursor("s") == 2
         assert j.backlog("other") == 3
@@ -41,7 +42,7 @@ def test_ids_never_reused_after_retention(tmp_path):
         j.ack("s", 2)
         assert j.prune(older_than_ns=100, sinks=["s"]) == 2
         assert j.append([pt(500)]) == 3
-        assert [r for r, _ in j.pending("s", 10)] == [3]
+        assert [r for r, _ in j.pending_lines("s", 10)] == [3]
 
 
 def test_prune_keeps_unforwarded_rows(tmp_path):
@@ -84,3 +85,9 @@ def test_unwritable_location_is_a_clear_error(tmp_path):
 def test_missing_journal_readonly(tmp_path):
     with pytest.raises(JournalError, match="no journal at"):
         Journal(tmp_path / "none.db", readonly=True)
+
+
+def test_unwritable_point_has_no_line(tmp_path):
+    with Journal(tmp_path / "j.db") as j:
+        j.append([Point("chamber", {"bench": "b"}, {"value": float("nan")}, 1)])
+        assert j.pending_lines("s", 10) == [(1, None)]
