@@ -12,12 +12,16 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from daq.benchstate import BenchState
 from daq.config import Config, load_config, read_secret
 from daq.forwarder import Forwarder
 from daq.journal import Journal
+from daq.judging import JudgeStage
+from daq.lots import LotStore
 from daq.model import Limits, Measurement
 from daq.runtime import Runtime, RuntimeSettings, Scheduled
 from daq.sinks import InfluxV1Sink, InfluxV2Sink, Sink
+from daq.skuspec import SpecLibrary
 from daq.specs import ConfiguredLimits
 from drivers.registry import build_driver, check_instrument
 
@@ -82,9 +86,6 @@ def build_runtime(
         for inst in config.instrument
         if inst.enabled
     ]
-    limits: dict[str, dict[str, Limits]] = {
-        inst.name: {ch: lc.limits() for ch, lc in inst.limits.items()} for inst in config.instrument
-    }
     sink = build_sink(config)
     forwarders = []
     if sink is not None and config.influx is not None:
@@ -96,7 +97,7 @@ def build_runtime(
                 flush_interval=config.influx.flush_interval,
             )
         )
-    lot = config.lot.context()
+    state = BenchState(LotStore(journal.path), config.lot.context())
     return Runtime(
         RuntimeSettings(
             bench=config.bench.id,
@@ -106,11 +107,23 @@ def build_runtime(
         ),
         instruments,
         journal=journal,
-        spec=ConfiguredLimits(limits, rev=lot.spec_rev),
-        context=lambda: lot,
+        judge=judge_stage(config, base, state),
+        context=state.context,
         forwarders=forwarders,
         observer=observer,
     )
+
+
+def judge_stage(config: Config, base: Path, state: BenchState) -> JudgeStage:
+    """The judge for this bench: SKU spec files first, then the config's instrument limits."""
+    limits: dict[str, dict[str, Limits]] = {
+        inst.name: {ch: lc.limits() for ch, lc in inst.limits.items()} for inst in config.instrument
+    }
+    specs = SpecLibrary.load(
+        config.specs_path(base), fallback=ConfiguredLimits(limits, rev=config.lot.spec_rev)
+    )
+    due = {i.name: i.calibration_due for i in config.instrument if i.calibration_due}
+    return JudgeStage(config.bench.id, specs, calibration_due=due, baseline=state.baseline)
 
 
 async def run_bench(

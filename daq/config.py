@@ -16,6 +16,7 @@ import math
 import os
 import tomllib
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -33,6 +34,7 @@ __all__ = [
     "JournalConfig",
     "LimitConfig",
     "LotConfig",
+    "SpecsConfig",
     "load_config",
     "parse_config",
     "read_secret",
@@ -125,6 +127,11 @@ class LimitConfig(_Strict):
         return Limits(self.low, self.high, self.guard, self.uncertainty)
 
 
+class SpecsConfig(_Strict):
+    #: Folder of per-SKU spec files; relative paths start at the config file's folder.
+    dir: Path = Path("specs")
+
+
 class InstrumentConfig(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")]
     driver: Annotated[str, Field(min_length=1)]
@@ -133,6 +140,8 @@ class InstrumentConfig(_Strict):
     poll_interval: PositiveSeconds | None = None
     timeout: PositiveSeconds = 1.0
     enabled: bool = True
+    #: After this date the instrument's readings can no longer pass (status ``suspect``).
+    calibration_due: date | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     limits: dict[str, LimitConfig] = Field(default_factory=dict)
 
@@ -143,6 +152,7 @@ class Config(_Strict):
     journal: JournalConfig = JournalConfig()
     influx: InfluxConfig | None = None
     lot: LotConfig = LotConfig()
+    specs: SpecsConfig = SpecsConfig()
     instrument: list[InstrumentConfig] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -150,6 +160,11 @@ class Config(_Strict):
     def journal_path(self, base: Path) -> Path:
         """The journal path, relative paths taken from the config file's folder."""
         path = self.journal.path
+        return path if path.is_absolute() else base / path
+
+    def specs_path(self, base: Path) -> Path:
+        """The spec folder, relative paths taken from the config file's folder."""
+        path = self.specs.dir
         return path if path.is_absolute() else base / path
 
 

@@ -115,6 +115,7 @@ class Journal:
                 self._db = sqlite3.connect(self.path, check_same_thread=False)
                 if fresh:
                     os.chmod(self.path, 0o600)
+                self._db.execute("PRAGMA busy_timeout=10000")
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
                 self._db.executescript(_SCHEMA)

@@ -31,7 +31,9 @@ Phase = Literal["golden-sample", "pre-production", "bulk"]
 PHASES: tuple[Phase, ...] = ("golden-sample", "pre-production", "bulk")
 
 #: ``none`` means no limit is in force for this feature: the value is recorded, not judged.
-Status = Literal["pass", "marginal", "fail", "none"]
+#: ``suspect`` means the value cannot be trusted to pass: the instrument is past its
+#: calibration due date (``reason`` in the verdict says so).
+Status = Literal["pass", "marginal", "fail", "none", "suspect"]
 
 FieldValue = float | int | str | bool
 
@@ -93,6 +95,7 @@ class Verdict:
     margin_pct: float | None = None
     low: float | None = None
     high: float | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,12 @@ class Measurement:
     reading: Reading
     verdict: Verdict
     context: LotContext = field(default_factory=LotContext)
+    #: Shift from the golden-sample baseline in baseline σ, when a baseline exists.
+    baseline_z: float | None = None
+    #: Who entered it, for operator entries (``daq enter``); None for instrument readings.
+    entered_by: str | None = None
+    #: Extra fields an operator entry carries (sample unit, failure mode, part number...).
+    extra: tuple[tuple[str, FieldValue], ...] = ()
 
     def to_point(self) -> Point:
         """The measurement as a schema point (docs/schema.md)."""
@@ -142,9 +151,15 @@ class Measurement:
             ("high", v.high),
             ("margin", v.margin),
             ("margin_pct", v.margin_pct),
+            ("baseline_z", self.baseline_z),
         ):
             if val is not None:
                 fields[name] = val
+        if v.reason:
+            fields["reason"] = v.reason
+        if self.entered_by:
+            fields["entered_by"] = self.entered_by
+        fields.update(self.extra)
         if s.unit != self.reading.unit:
             fields["raw_value"] = s.value
             fields["raw_unit"] = s.unit

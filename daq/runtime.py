@@ -24,16 +24,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from daq.backoff import Backoff
 from daq.errors import HallmarkError, TransportError, UnitError
 from daq.forwarder import Forwarder
 from daq.instrument import Driver
 from daq.journal import Journal, JournalError
+from daq.judging import JudgeStage
 from daq.model import FieldValue, LotContext, Measurement, Point, Sample
-from daq.quality.judge import judge
-from daq.specs import SpecSource
 from daq.units import Normalizer
 
 __all__ = ["InstrumentHealth", "Runtime", "RuntimeSettings", "Scheduled"]
@@ -104,7 +103,7 @@ class Runtime:
         instruments: Sequence[Scheduled],
         *,
         journal: Journal,
-        spec: SpecSource,
+        judge: JudgeStage,
         context: Callable[[], LotContext],
         forwarders: Sequence[Forwarder] = (),
         observer: MeasurementObserver | None = None,
@@ -112,7 +111,7 @@ class Runtime:
         self.settings = settings
         self.instruments = list(instruments)
         self.journal = journal
-        self.spec = spec
+        self.judge = judge
         self.context = context
         self.forwarders = list(forwarders)
         self.observer = observer
@@ -265,12 +264,8 @@ class Runtime:
                 self._problem(name, health, f"reading rejected: {exc}")
                 self._event(name, "reading_rejected", "warning", str(exc))
                 continue
-            s = reading.sample
-            self._watch_flags(s)
-            rev = self.spec.revision(ctx)
-            lctx = ctx if rev == ctx.spec_rev else replace(ctx, spec_rev=rev)
-            limits = self.spec.limits_for(s.instrument, s.measurement, s.channel, lctx)
-            m = Measurement(self.settings.bench, reading, judge(reading.value, limits), lctx)
+            self._watch_flags(reading.sample)
+            m = self.judge.judge(reading, ctx)
             self._queue.put_nowait(m.to_point())
             health.measurements += 1
             if self.observer is not None:

@@ -1,0 +1,73 @@
+"""The judge stage: a reading, in its lot context, becomes a Measurement.
+
+Shared by the runtime (instrument readings) and ``daq enter`` (operator entries), so that a
+value is judged the same way whoever brings it. It asks the ``SpecSource`` for the limits in
+force (the SKU's written spec, else the bench config), applies the verdict rules
+(daq/quality/judge.py), refuses a pass from an instrument past its calibration due date, and
+expresses the value as a shift from the golden-sample baseline in baseline σ units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, date, datetime
+
+from daq.lots import Baseline
+from daq.model import FieldValue, LotContext, Measurement, Reading, Verdict
+from daq.quality.judge import judge
+from daq.specs import SpecSource
+
+__all__ = ["BaselineLookup", "JudgeStage"]
+
+#: (sku, measurement, feature, instrument) -> the baseline in force, or None
+BaselineLookup = Callable[[str, str, str, str], Baseline | None]
+
+
+class JudgeStage:
+    """Judges readings for one bench."""
+
+    def __init__(
+        self,
+        bench: str,
+        spec: SpecSource,
+        *,
+        calibration_due: Mapping[str, date] | None = None,
+        baseline: BaselineLookup | None = None,
+        today: Callable[[], date] = lambda: datetime.now(UTC).date(),
+    ) -> None:
+        self.bench = bench
+        self.spec = spec
+        self.calibration_due = dict(calibration_due or {})
+        self.baseline = baseline
+        self.today = today
+
+    def judge(
+        self,
+        reading: Reading,
+        context: LotContext,
+        *,
+        entered_by: str | None = None,
+        extra: tuple[tuple[str, FieldValue], ...] = (),
+    ) -> Measurement:
+        s = reading.sample
+        rev = self.spec.revision(context)
+        ctx = context if rev == context.spec_rev else replace(context, spec_rev=rev)
+        limits = self.spec.limits_for(s.instrument, s.measurement, s.channel, ctx)
+        verdict = judge(reading.value, limits)
+        due = self.calibration_due.get(s.instrument)
+        if due is not None and self.today() > due:
+            verdict = _overdue(verdict, due)
+        z = None
+        if self.baseline is not None and ctx.sku:
+            base = self.baseline(ctx.sku, s.measurement, s.channel, s.instrument)
+            if base is not None and base.sigma > 0:
+                z = (reading.value - base.mean) / base.sigma
+        return Measurement(self.bench, reading, verdict, ctx, z, entered_by, extra)
+
+
+def _overdue(verdict: Verdict, due: date) -> Verdict:
+    reason = f"instrument calibration was due {due.isoformat()}"
+    if verdict.status in ("pass", "marginal"):
+        return replace(verdict, status="suspect", reason=reason)
+    return replace(verdict, reason=reason)
