@@ -14,6 +14,7 @@ from pathlib import Path
 
 from daq.benchstate import BenchState
 from daq.config import Config, load_config, read_secret
+from daq.driftwatch import DriftWatch
 from daq.forwarder import Forwarder
 from daq.journal import Journal
 from daq.judging import JudgeStage
@@ -111,6 +112,7 @@ def build_runtime(
         context=state.context,
         forwarders=forwarders,
         observer=observer,
+        drift=DriftWatch(config.bench.id, state.baseline_figures, journal.lot_points),
     )
 
 

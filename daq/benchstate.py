@@ -52,3 +52,10 @@ class BenchState:
             cached = (now, table)
             self._baselines[sku] = cached
         return cached[1].get((measurement, feature, instrument))
+
+    def baseline_figures(
+        self, sku: str, measurement: str, feature: str, instrument: str
+    ) -> tuple[int, float, float, int, int] | None:
+        """The baseline as (n, mean, sigma, version, created_ns), for the drift watch."""
+        b = self.baseline(sku, measurement, feature, instrument)
+        return None if b is None else (b.n, b.mean, b.sigma, b.version, b.created_ns)

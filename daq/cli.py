@@ -24,6 +24,7 @@ from pathlib import Path
 from daq.errors import ConfigError, HallmarkError
 from daq.journal import Journal
 from daq.lineprotocol import encode
+from daq.lotcli import add_commands, run_command
 from daq.model import Point
 
 __all__ = ["format_point", "main"]
@@ -64,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tail", help="show the latest measurements in the journal")
     t.add_argument("--journal", type=Path, default=DEFAULT_JOURNAL)
     t.add_argument("-n", type=int, default=20)
+
+    add_commands(sub)
 
     e = sub.add_parser("export", help="write the journal out")
     e.add_argument("--journal", type=Path, default=DEFAULT_JOURNAL)
@@ -182,4 +185,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(args)
     if args.command == "tail":
         return _cmd_tail(args)
+    if args.command in ("lot", "enter", "po-check", "plan"):
+        return run_command(args)
     return _cmd_export(args)

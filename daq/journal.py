@@ -251,6 +251,20 @@ class Journal:
             rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", args).fetchall()
         return [_decode(r)[1] for r in reversed(rows)]
 
+    def lot_points(self, sku: str, lot: str, measurement: str | None = None) -> list[Point]:
+        """Every point tagged with this SKU and lot (of one measurement, if given), oldest first."""
+        sql = (
+            "SELECT id, time_ns, measurement, tags, fields FROM points"
+            " WHERE json_extract(tags, '$.sku') = ? AND json_extract(tags, '$.lot') = ?"
+        )
+        args: tuple[str, ...] = (sku, lot)
+        if measurement is not None:
+            sql += " AND measurement = ?"
+            args = (sku, lot, measurement)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+        return [_decode(r)[1] for r in rows]
+
     def iter_points(self, chunk: int = 5000) -> Iterator[Point]:
         """Every row, oldest first, read in chunks."""
         last = 0

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from daq.backoff import Backoff
+from daq.driftwatch import DriftWatch
 from daq.errors import HallmarkError, TransportError, UnitError
 from daq.forwarder import Forwarder
 from daq.instrument import Driver
@@ -107,6 +108,7 @@ class Runtime:
         context: Callable[[], LotContext],
         forwarders: Sequence[Forwarder] = (),
         observer: MeasurementObserver | None = None,
+        drift: DriftWatch | None = None,
     ) -> None:
         self.settings = settings
         self.instruments = list(instruments)
@@ -115,6 +117,7 @@ class Runtime:
         self.context = context
         self.forwarders = list(forwarders)
         self.observer = observer
+        self.drift = drift
         self.health: dict[str, InstrumentHealth] = {
             s.driver.name: InstrumentHealth() for s in self.instruments
         }
@@ -267,6 +270,10 @@ class Runtime:
             self._watch_flags(reading.sample)
             m = self.judge.judge(reading, ctx)
             self._queue.put_nowait(m.to_point())
+            if self.drift is not None and m.baseline_z is not None:
+                for event in self.drift.check(m):
+                    log.warning("%s", event.fields["message"])
+                    self._queue.put_nowait(event)
             health.measurements += 1
             if self.observer is not None:
                 self.observer(m)

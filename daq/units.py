@@ -42,7 +42,13 @@ _DIMENSIONLESS: dict[str, tuple[str, frozenset[str]]] = {
     "humidity": ("%RH", frozenset({"%RH", "%rh", "RH%", "%"})),
     "acidity": ("pH", frozenset({"pH", "PH", "ph"})),
     "count": ("cycles", frozenset({"cycles", "cycle", "cyc", "count", ""})),
+    #: How many of something: defects found, findings.
+    "number": ("count", frozenset({"count", ""})),
     "ratio": ("%", frozenset({"%", "percent", "pct"})),
+    #: A protection or corrosion rating on a 0-10 scale (ISO 10289, ASTM D610).
+    "rating": ("rating", frozenset({"rating", ""})),
+    #: Taber wear index: mg lost per 1000 cycles (ASTM D4060).
+    "wear_index": ("mg/1000 cycles", frozenset({"mg/1000 cycles", "mg/kc", ""})),
 }
 
 #: Vendor spellings -> pint expressions. Keys are matched exactly, then case-folded.

@@ -25,8 +25,9 @@ Conventions, the same for every rule: a point is *beyond* kσ when |z| > k and *
 |z| < k, z = (x − centre)/σ; a point exactly on the centre line is on neither side; ties break a
 trend and an alternation. A rule is evaluated on the window that ends at each point, and for the
 "m of n beyond" rules the last point must itself be one of the m, so the violation is reported
-at the point that completed the pattern. A violation carries the indices of the points that make
-the pattern (its evidence).
+at the point that completed the pattern; at start-up those rules need no full window (the first
+two points beyond 2σ are already 2 of 3). A violation carries the indices of the points that
+make the pattern (its evidence).
 """
 
 from __future__ import annotations
@@ -453,7 +454,8 @@ def _where(direction: Direction) -> str:
 
 
 def _beyond(rule: _Rule, z: Sequence[float], i: int) -> tuple[tuple[int, ...], Direction] | None:
-    window = range(i - rule.length + 1, i + 1)
+    # At start-up the window is shorter: m beyond of fewer than n points already are m of n.
+    window = range(max(0, i - rule.length + 1), i + 1)
     for direction, sign in _SIDES:
         if sign * z[i] > rule.k:
             hits = tuple(j for j in window if sign * z[j] > rule.k)
@@ -467,9 +469,6 @@ def _evaluate(
 ) -> tuple[tuple[int, ...], Direction | None, str] | None:
     """The rule on the window ending at ``i``: (evidence, direction, words) or None."""
     n = rule.length
-    if i < n - 1:
-        return None
-    window = tuple(range(i - n + 1, i + 1))
     if rule.kind == "beyond":
         found = _beyond(rule, z, i)
         if found is None:
@@ -484,6 +483,9 @@ def _evaluate(
                 f"{_where(direction)} the centre line"
             )
         return hits, direction, words
+    if i < n - 1:
+        return None
+    window = tuple(range(i - n + 1, i + 1))
     if rule.kind == "side":
         for direction, sign in _SIDES:
             if all(sign * z[j] > 0.0 for j in window):
