@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from daq.benchstate import BenchState
@@ -26,7 +26,7 @@ from daq.lots import Lot, LotStore
 from daq.model import PHASES, FieldValue, LotContext, Measurement, Point, Reading, Sample, Verdict
 from daq.quality.lotreview import LotReview, review_lot
 from daq.quality.readiness import readiness
-from daq.quality.sampling import plan
+from daq.quality.sampling import SwitchingState, next_state, plan
 from daq.skuspec import SpecLibrary, quantity
 from daq.units import Normalizer
 
@@ -270,7 +270,41 @@ def _review(bench: _Bench, lot: Lot) -> LotReview:
         spans = ranges.get(p.tags.get("instrument", ""), [])
         return any(a <= p.time_ns <= b for a, b in spans)
 
-    return review_lot(lot, spec.spec, points, suspect=suspect)
+    return review_lot(
+        lot, spec.spec, points, suspect=suspect,
+        state_of=lambda cls: _switching(bench, lot, cls).state,
+    )  # fmt: skip
+
+
+def _stream(lot: Lot, cls: str) -> str:
+    """Switching rules run per supplier, SKU and defect class."""
+    return f"{lot.supplier or '-'}|{lot.sku}|{cls}"
+
+
+def _switching(bench: _Bench, lot: Lot, cls: str) -> SwitchingState:
+    stored = bench.store.sampling_state(_stream(lot, cls))
+    if stored is None:
+        return SwitchingState()
+    stored["recent_results"] = tuple(stored.get("recent_results", ()))
+    return SwitchingState(**stored)
+
+
+def _update_switching(bench: _Bench, lot: Lot, review: LotReview) -> list[str]:
+    """Move each class's switching state on with this lot's result; say what changed."""
+    said = []
+    for c in review.classes:
+        if c.aql <= 0:
+            continue
+        before = _switching(bench, lot, c.defect_class)
+        after = next_state(before, c.decided != "reject", c.plan, c.nonconforming)
+        bench.store.set_sampling_state(_stream(lot, c.defect_class), asdict(after))
+        if after.state != before.state or after.discontinued != before.discontinued:
+            what = "DISCONTINUED: stop acceptance inspection" if after.discontinued else after.state
+            said.append(
+                f"{c.defect_class} defects of {lot.sku} from {lot.supplier or 'this supplier'}:"
+                f" {before.state} -> {what} inspection"
+            )
+    return said
 
 
 def _lot_status(bench: _Bench, args: argparse.Namespace) -> int:
@@ -300,6 +334,8 @@ def _lot_close(bench: _Bench, args: argparse.Namespace) -> int:
     if lot.phase == "golden-sample":
         baselines = _fix_baselines(bench, lot)
         evidence["baselines_fixed"] = baselines
+    switching = _update_switching(bench, lot, review)
+    evidence["switching"] = switching
     closed = bench.store.close_lot(decision, evidence)
     fields: dict[str, FieldValue] = {
         "decision": decision,
@@ -320,6 +356,8 @@ def _lot_close(bench: _Bench, args: argparse.Namespace) -> int:
     print(f"lot {closed.lot} closed: {decision.upper()}")
     for b in baselines:
         print(f"  baseline fixed: {b}")
+    for line in switching:
+        print(f"  switching: {line}")
     return 0
 
 

@@ -48,6 +48,11 @@ class Sample:
     that does not fit is caught. ``time_ns`` is UTC nanoseconds
     taken on arrival; ``instrument_time`` is the instrument's own clock, when it sends one.
     ``flags`` carries driver observations worth keeping (``implausible``, ``unit_changed``).
+
+    A test that is an event (a pull test, a torque hold) says more than one number: ``scaled``
+    holds further values in the sample's own unit (force at break, ...) that are converted
+    with ``value``; ``extra`` holds fields recorded as they are (time to break in s, the curve's
+    point count, whether the part held).
     """
 
     instrument: str
@@ -60,15 +65,18 @@ class Sample:
     raw: str = ""
     instrument_time: str | None = None
     flags: tuple[str, ...] = ()
+    scaled: tuple[tuple[str, float], ...] = ()
+    extra: tuple[tuple[str, FieldValue], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """A sample's value converted to the canonical unit of its quantity."""
+    """A sample's value (and its ``scaled`` values) converted to the canonical unit."""
 
     sample: Sample
     value: float
     unit: str
+    scaled: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +177,8 @@ class Measurement:
             fields["instrument_time"] = s.instrument_time
         if s.flags:
             fields["flags"] = ",".join(s.flags)
+        fields.update(self.reading.scaled)
+        fields.update(s.extra)
         return Point(s.measurement, tags, fields, s.time_ns)
 
 

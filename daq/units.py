@@ -197,6 +197,9 @@ class Normalizer:
         """Convert one sample. Raises UnitError with a reason naming the channel."""
         try:
             value, symbol = convert(sample.value, sample.unit, sample.quantity)
+            scaled = tuple(
+                (name, convert(v, sample.unit, sample.quantity)[0]) for name, v in sample.scaled
+            )
         except UnitError as exc:
             raise UnitError(f"{sample.measurement}.{sample.channel}: {exc}") from exc
-        return Reading(sample=sample, value=value, unit=symbol)
+        return Reading(sample=sample, value=value, unit=symbol, scaled=scaled)

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from daq.lots import Lot
-from daq.model import Point
+from daq.model import Limits, Point
+from daq.quality.capability import capability_of
 from daq.quality.sampling import SamplingPlan, code_letter, plan, progress_text
-from daq.quality.sampling_tables import SAMPLE_SIZE
+from daq.quality.sampling_tables import SAMPLE_SIZE, SAMPLE_SIZE_REDUCED
 from daq.skuspec import DefectClass, SkuSpec
 
 __all__ = ["ClassResult", "LotReview", "review_lot"]
@@ -56,6 +57,7 @@ class LotReview:
     drift_alarms: int
     suspect: int
     findings: tuple[str, ...] = field(default=())
+    capability: dict[str, str] = field(default_factory=dict)
 
     @property
     def sample_size(self) -> int:
@@ -80,14 +82,17 @@ class LotReview:
         )
         lines = [head]
         for c in self.classes:
+            state = "" if c.plan.state == "normal" else f" ({c.plan.state} inspection)"
             lines.append(
-                f"  {c.defect_class:<8} AQL {c.aql:g}: "
+                f"  {c.defect_class:<8} AQL {c.aql:g}{state}: "
                 + progress_text(c.plan, min(self.units_inspected, c.plan.sample_size),
                                 c.nonconforming)
             )  # fmt: skip
         for feature, counts in sorted(self.verdicts.items()):
             parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
             lines.append(f"  {feature}: {parts}")
+        for feature, text in sorted(self.capability.items()):
+            lines.append(f"  {feature}: {text}")
         if self.failures:
             lines.append(f"  failed the spec: {'; '.join(self.failures)}")
         if self.findings:
@@ -117,6 +122,7 @@ class LotReview:
             "findings": list(self.findings),
             "drift_alarms": self.drift_alarms,
             "suspect": self.suspect,
+            "capability": dict(self.capability),
         }
 
 
@@ -130,7 +136,7 @@ def class_plan(lot_size: int, aql: float, level: str, state: str) -> SamplingPla
     if aql > 0:
         return plan(lot_size, aql, level=level, state=state)  # type: ignore[arg-type]
     letter = code_letter(lot_size, level)
-    n = SAMPLE_SIZE[letter]
+    n = (SAMPLE_SIZE_REDUCED if state == "reduced" else SAMPLE_SIZE)[letter]
     base = plan(lot_size, 0.010, level=level, state=state)  # type: ignore[arg-type]
     full = n >= lot_size
     return replace(
@@ -161,6 +167,8 @@ def review_lot(
     findings: list[str] = []
     drift = 0
     n_suspect = 0
+    values: dict[str, list[float]] = defaultdict(list)
+    limits: dict[str, Limits] = {}
     for p in points:
         if p.measurement == "event":
             drift += p.tags.get("kind") == "drift_alarm"
@@ -181,6 +189,13 @@ def review_lot(
             n_suspect += 1
         key = f"{p.measurement}.{p.tags.get('feature', '')}"
         verdicts[key][status] += 1
+        value = p.fields.get("value")
+        if isinstance(value, float) and status != "suspect":
+            low, high = p.fields.get("low"), p.fields.get("high")
+            limits[key] = Limits(
+                low if isinstance(low, float) else None, high if isinstance(high, float) else None
+            )
+            values[key].append(value)
         if status == "fail":
             reason = p.fields.get("reason")
             value = p.fields.get("value")
@@ -188,6 +203,9 @@ def review_lot(
             if p.measurement == "inspection":
                 findings.append(str(reason or text))
             failures.append(text + (f" ({reason})" if reason else ""))
+    cap = {
+        k: _capability(values[k], limits[k]) for k in values if len(values[k]) >= MIN_CAPABILITY_N
+    }
     classes = tuple(
         ClassResult(
             cls,
@@ -199,5 +217,31 @@ def review_lot(
     )
     return LotReview(
         lot, len(units), classes, dict(verdicts), tuple(failures), drift, n_suspect,
-        tuple(findings),
+        tuple(findings), {k: v for k, v in cap.items() if v},
     )  # fmt: skip
+
+
+#: Fewer values than this give a capability index too uncertain to print.
+MIN_CAPABILITY_N = 5
+
+
+def _capability(values: list[float], limits: Limits) -> str:
+    """Cpk (Cpl/Cpu for a one-sided limit) with its 95 % interval, in words; '' if none."""
+    if limits.low is None and limits.high is None:
+        return ""
+    try:
+        c = capability_of(values, limits)
+    except ValueError:
+        return ""
+    name = (
+        "Cpk"
+        if limits.low is not None and limits.high is not None
+        else ("Cpl" if limits.low is not None else "Cpu")
+    )
+    est = c.cpk
+    if est is None:
+        return ""
+    return (
+        f"{name} {est.value:.2f} (95 % CI {est.lower:.2f}–{est.upper:.2f}), n {len(values)},"
+        f" mean {c.mean:.4g}"
+    )

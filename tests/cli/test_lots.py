@@ -188,3 +188,24 @@ def test_chamber_entries_use_bench_limits(bench, daq):
     code, out, _ = daq("enter chamber --instrument xrf-1 --collection '1.4 mL/h'")
     assert "PASS" not in out  # no limit configured for collection_rate: recorded, not judged
     assert "NONE" in out
+
+
+def test_switching_to_tightened_after_two_rejected_lots(bench, daq):
+    for n in (1, 2):
+        daq(f"lot start --sku VRM-RING-001 --po P --lot R{n} --phase pre-production --size 200"
+            " --supplier Jinhe")  # fmt: skip
+        for unit in range(1, 4):
+            daq(f"enter visual --unit {unit} --defect porosity")
+        code, out, _ = daq("lot close")
+        assert "closed: REJECT" in out
+    assert "switching: major defects of VRM-RING-001 from Jinhe: normal -> tightened" in out
+    daq("lot start --sku VRM-RING-001 --po P --lot R3 --phase pre-production --size 200"
+        " --supplier Jinhe")  # fmt: skip
+    code, out, _ = daq("lot status")
+    assert "major    AQL 2.5 (tightened inspection): 0 of 32 samples" in out
+    # another supplier's stream is its own
+    daq("lot close")
+    daq("lot start --sku VRM-RING-001 --po P --lot O1 --phase pre-production --size 200"
+        " --supplier Other")  # fmt: skip
+    _, out, _ = daq("lot status")
+    assert "major    AQL 2.5: 0 of 32 samples" in out
