@@ -201,7 +201,7 @@ def test_switching_to_tightened_after_two_rejected_lots(bench, daq):
     assert "switching: major defects of VRM-RING-001 from Jinhe: normal -> tightened" in out
     daq("lot start --sku VRM-RING-001 --po P --lot R3 --phase pre-production --size 200"
         " --supplier Jinhe")  # fmt: skip
-    code, out, _ = daq("lot status")
+    _, out, _ = daq("lot status")
     assert "major    AQL 2.5 (tightened inspection): 0 of 32 samples" in out
     # another supplier's stream is its own
     daq("lot close")
