@@ -196,7 +196,7 @@ def test_switching_to_tightened_after_two_rejected_lots(bench, daq):
             " --supplier Jinhe")  # fmt: skip
         for unit in range(1, 4):
             daq(f"enter visual --unit {unit} --defect porosity")
-        code, out, _ = daq("lot close")
+        _code, out, _ = daq("lot close")
         assert "closed: REJECT" in out
     assert "switching: major defects of VRM-RING-001 from Jinhe: normal -> tightened" in out
     daq("lot start --sku VRM-RING-001 --po P --lot R3 --phase pre-production --size 200"
