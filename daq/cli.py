@@ -99,9 +99,11 @@ def format_point(p: Point) -> str:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from daq.app import load
+    from daq.skuspec import SpecLibrary
 
     try:
         config = load(args.config)
+        specs = SpecLibrary.load(config.specs_path(args.config.resolve().parent))
     except ConfigError as exc:
         n = len(exc.problems)
         print(f"{args.config}: {n} problem{'s' if n != 1 else ''} found:", file=sys.stderr)
@@ -109,7 +111,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
             print(f"  - {problem}", file=sys.stderr)
         return 1
     names = ", ".join(i.name for i in config.instrument) or "none"
-    print(f"{args.config}: OK (bench {config.bench.id}; instruments: {names})")
+    skus = ", ".join(f"{f.spec.sku} rev {f.spec.revision}" for f in specs) or "none"
+    print(f"{args.config}: OK (bench {config.bench.id}; instruments: {names}; specs: {skus})")
     return 0
 
 
