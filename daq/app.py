@@ -20,6 +20,7 @@ from daq.journal import Journal
 from daq.judging import JudgeStage
 from daq.lots import LotStore
 from daq.model import Limits, Measurement
+from daq.quality.drift import DriftSettings
 from daq.runtime import Runtime, RuntimeSettings, Scheduled
 from daq.sinks import InfluxV1Sink, InfluxV2Sink, Sink
 from daq.skuspec import SpecLibrary
@@ -112,8 +113,23 @@ def build_runtime(
         context=state.context,
         forwarders=forwarders,
         observer=observer,
-        drift=DriftWatch(config.bench.id, state.baseline_figures, journal.lot_points),
+        drift=drift_watch(config, state, journal),
     )
+
+
+def drift_watch(config: Config, state: BenchState, journal: Journal) -> DriftWatch | None:
+    """The drift watch the config asks for, or None when it is switched off."""
+    d = config.drift
+    if not d.enabled:
+        return None
+    settings = DriftSettings(
+        cusum_k=d.cusum_k,
+        cusum_h=d.cusum_h,
+        ewma_lambda=d.ewma_lambda,
+        ewma_L=d.ewma_L,
+        rules=d.rules,  # type: ignore[arg-type]  # validated against the rule ids above
+    )
+    return DriftWatch(config.bench.id, state.baseline_figures, journal.lot_points, settings)
 
 
 def judge_stage(config: Config, base: Path, state: BenchState) -> JudgeStage:

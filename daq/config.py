@@ -28,6 +28,7 @@ from daq.model import Limits, LotContext, Phase
 __all__ = [
     "BenchConfig",
     "Config",
+    "DriftConfig",
     "InfluxConfig",
     "InstrumentCheck",
     "InstrumentConfig",
@@ -127,6 +128,27 @@ class LimitConfig(_Strict):
         return Limits(self.low, self.high, self.guard, self.uncertainty)
 
 
+class DriftConfig(_Strict):
+    """How values are watched for drift against the golden sample (daq/quality/drift.py)."""
+
+    enabled: bool = True
+    cusum_k: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.5
+    cusum_h: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
+    ewma_lambda: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.10
+    ewma_L: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 2.814
+    #: Run rules on individuals: WE1..WE8 (Western Electric), N1..N8 (Nelson). Each one added
+    #: raises the false-alarm rate (benchmarks/drift_detection.py measures it).
+    rules: tuple[str, ...] = ("WE1",)
+
+    @model_validator(mode="after")
+    def _rules(self) -> DriftConfig:
+        known = {f"WE{i}" for i in range(1, 9)} | {f"N{i}" for i in range(1, 9)}
+        unknown = [r for r in self.rules if r not in known]
+        if unknown:
+            raise ValueError(f"unknown run rule(s) {', '.join(unknown)}: use WE1..WE8 or N1..N8")
+        return self
+
+
 class SpecsConfig(_Strict):
     #: Folder of per-SKU spec files; relative paths start at the config file's folder.
     dir: Path = Path("specs")
@@ -153,6 +175,7 @@ class Config(_Strict):
     influx: InfluxConfig | None = None
     lot: LotConfig = LotConfig()
     specs: SpecsConfig = SpecsConfig()
+    drift: DriftConfig = DriftConfig()
     instrument: list[InstrumentConfig] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

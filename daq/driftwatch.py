@@ -13,7 +13,7 @@ charts. Each rule raises its alarm once per stream (the first point that trips i
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from daq.model import Measurement, Point
 from daq.quality.drift import Baseline as DriftBaseline
@@ -38,8 +38,15 @@ class _Stream:
 class DriftWatch:
     """Turns judged measurements into drift alarms (event points)."""
 
-    def __init__(self, bench: str, baseline_of: BaselineOf, history: History) -> None:
+    def __init__(
+        self,
+        bench: str,
+        baseline_of: BaselineOf,
+        history: History,
+        settings: DriftSettings | None = None,
+    ) -> None:
         self.bench = bench
+        self.settings = settings or DriftSettings()
         self._baseline_of = baseline_of
         self._history = history
         self._streams: dict[tuple[str, str, str, str, str, int], _Stream] = {}
@@ -62,7 +69,7 @@ class DriftWatch:
             baseline = DriftBaseline(
                 f"{s.measurement}/{s.channel}", n, mean, sigma, str(version), created_ns
             )
-            settings = DriftSettings(side=_side(m))
+            settings = replace(self.settings, side=_side(m))
             stream = _Stream(DriftMonitor(baseline, settings))
             self._streams[key] = stream
             for past in self._history(ctx.sku, ctx.lot):

@@ -19,14 +19,13 @@ from pathlib import Path
 
 from daq.benchstate import BenchState
 from daq.config import Config
-from daq.driftwatch import DriftWatch
 from daq.errors import ConfigError, HallmarkError, UnitError
 from daq.journal import Journal
 from daq.lots import Lot, LotStore
 from daq.model import PHASES, FieldValue, LotContext, Measurement, Point, Reading, Sample, Verdict
 from daq.quality.lotreview import LotReview, review_lot
 from daq.quality.readiness import readiness
-from daq.quality.sampling import SwitchingState, next_state, plan
+from daq.quality.sampling import SwitchingState, next_state, plan, variables_plan
 from daq.skuspec import SpecLibrary, quantity
 from daq.units import Normalizer
 
@@ -119,6 +118,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     pl.add_argument("--level", default="II", choices=["I", "II", "III", "S-1", "S-2", "S-3", "S-4"])
     pl.add_argument("--state", default="normal", choices=["normal", "tightened", "reduced"])
     pl.add_argument("--json", action="store_true")
+    pl.add_argument(
+        "--variables", action="store_true", help="ANSI/ASQ Z1.9 s-method plan (one lower limit)"
+    )
 
 
 @dataclass
@@ -176,6 +178,21 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    if args.variables:
+        try:
+            vp = variables_plan(args.lot_size, args.aql, level=args.level)
+        except ValueError as exc:
+            return _err(str(exc))
+        if args.json:
+            print(json.dumps({"code_letter": vp.code_letter, "sample_size": vp.sample_size,
+                              "k": vp.k, "full_inspection": vp.full_inspection}))  # fmt: skip
+            return 0
+        print(
+            f"lot of {args.lot_size}, AQL {args.aql:g}, level {args.level}, ANSI/ASQ Z1.9"
+            f" s-method: code letter {vp.code_letter}, measure {vp.sample_size};"
+            f" accept when (mean - LSL) / s >= {vp.k:g}"
+        )
+        return 0
     try:
         p = plan(args.lot_size, args.aql, level=args.level, state=args.state)
     except ValueError as exc:
@@ -400,7 +417,7 @@ def _event(bench: _Bench, ctx: LotContext, kind: str, message: str) -> None:
 
 
 def _enter(bench: _Bench, args: argparse.Namespace) -> int:
-    from daq.app import judge_stage
+    from daq.app import drift_watch, judge_stage
 
     lot = bench.store.open_lot()
     if lot is None:
@@ -537,11 +554,8 @@ def _enter(bench: _Bench, args: argparse.Namespace) -> int:
         m = judged(sample("abrasion", "cycles_to_end_point", "count", float(args.cycles),
                           "cycles"), [])  # fmt: skip
     events = []
-    if m.baseline_z is not None:
-        watch = DriftWatch(
-            bench.config.bench.id, BenchState(bench.store, ctx).baseline_figures,
-            bench.journal.lot_points,
-        )  # fmt: skip
+    watch = drift_watch(bench.config, BenchState(bench.store, ctx), bench.journal)
+    if m.baseline_z is not None and watch is not None:
         events = watch.check(m)
     bench.journal.append([m.to_point(), *events])
     for event in events:

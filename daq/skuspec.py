@@ -198,6 +198,9 @@ class Defects(_Strict):
     critical_aql: Annotated[float, Field(ge=0)] = 0.0
     major_aql: Annotated[float, Field(ge=0)] = 2.5
     minor_aql: Annotated[float, Field(ge=0)] = 4.0
+    #: Judge plating thickness by variables (ANSI/ASQ Z1.9, s-method, lower limit) at this AQL,
+    #: in addition to the verdict of each reading. Leave out to judge readings only.
+    thickness_variables_aql: Annotated[float, Field(gt=0)] | None = None
     code: list[DefectCode] = Field(default_factory=list)
 
     def aql(self, cls: DefectClass) -> float:

@@ -24,7 +24,14 @@ from typing import Any
 from daq.lots import Lot
 from daq.model import Limits, Point
 from daq.quality.capability import capability_of
-from daq.quality.sampling import SamplingPlan, code_letter, plan, progress_text
+from daq.quality.sampling import (
+    SamplingPlan,
+    code_letter,
+    plan,
+    progress_text,
+    variables_decision,
+    variables_plan,
+)
 from daq.quality.sampling_tables import SAMPLE_SIZE, SAMPLE_SIZE_REDUCED
 from daq.skuspec import DefectClass, SkuSpec
 
@@ -58,6 +65,8 @@ class LotReview:
     suspect: int
     findings: tuple[str, ...] = field(default=())
     capability: dict[str, str] = field(default_factory=dict)
+    variables: dict[str, str] = field(default_factory=dict)
+    variables_rejected: tuple[str, ...] = ()
 
     @property
     def sample_size(self) -> int:
@@ -66,6 +75,8 @@ class LotReview:
     @property
     def decision(self) -> str:
         if any(c.decided == "reject" for c in self.classes) or self.failures:
+            return "reject"
+        if self.variables_rejected:
             return "reject"
         return "accept"
 
@@ -93,6 +104,8 @@ class LotReview:
             lines.append(f"  {feature}: {parts}")
         for feature, text in sorted(self.capability.items()):
             lines.append(f"  {feature}: {text}")
+        for feature, text in sorted(self.variables.items()):
+            lines.append(f"  {feature} by variables: {text}")
         if self.failures:
             lines.append(f"  failed the spec: {'; '.join(self.failures)}")
         if self.findings:
@@ -123,6 +136,7 @@ class LotReview:
             "drift_alarms": self.drift_alarms,
             "suspect": self.suspect,
             "capability": dict(self.capability),
+            "variables": dict(self.variables),
         }
 
 
@@ -215,10 +229,42 @@ def review_lot(
         )
         for cls in CLASSES
     )
+    var_text: dict[str, str] = {}
+    var_rejected: list[str] = []
+    aql = spec.defects.thickness_variables_aql
+    if aql is not None:
+        for key, vals in values.items():
+            low = limits[key].low
+            if key.startswith("thickness.") and low is not None:
+                text, rejected = _variables(lot.size, aql, vals, low)
+                var_text[key] = text
+                if rejected:
+                    var_rejected.append(key)
     return LotReview(
         lot, len(units), classes, dict(verdicts), tuple(failures), drift, n_suspect,
-        tuple(findings), {k: v for k, v in cap.items() if v},
+        tuple(findings), {k: v for k, v in cap.items() if v}, var_text, tuple(var_rejected),
     )  # fmt: skip
+
+
+def _variables(lot_size: int, aql: float, values: list[float], lsl: float) -> tuple[str, bool]:
+    """The Z1.9 s-method on a thickness feature: (text, rejected)."""
+    try:
+        vp = variables_plan(lot_size, aql)
+    except ValueError as exc:
+        return f"not judged: {exc}", False
+    if len(values) < vp.sample_size:
+        return (
+            f"{len(values)} of {vp.sample_size} readings (code letter {vp.code_letter},"
+            f" k {vp.k:g})",
+            False,
+        )
+    result = variables_decision(values[: vp.sample_size], lsl, vp.k)
+    verdict = "accepted" if result.accepted else "REJECTED"
+    return (
+        f"{verdict}: Q_L {result.q_l:.2f} {'≥' if result.accepted else '<'} k {vp.k:g}"
+        f" (n {vp.sample_size}, mean {result.mean:.4g}, s {result.s:.3g})",
+        not result.accepted,
+    )
 
 
 #: Fewer values than this give a capability index too uncertain to print.

@@ -209,3 +209,27 @@ def test_switching_to_tightened_after_two_rejected_lots(bench, daq):
         " --supplier Other")  # fmt: skip
     _, out, _ = daq("lot status")
     assert "major    AQL 2.5: 0 of 32 samples" in out
+
+
+def test_thickness_by_variables_rejects_a_spread_lot(bench, daq):
+    daq("lot start --sku VRM-RING-001 --po P --lot V1 --phase pre-production --size 50")
+    thickness = "enter measure --measurement thickness --feature layer_Au --instrument xrf-1"
+    for value in ("2.76", "2.77", "3.45", "3.40", "2.77"):
+        _, out, _ = daq(f"{thickness} --value '{value} µm'")
+        assert "PASS" in out  # every reading is inside the spec...
+    _, out, _ = daq("lot status")
+    # ...but the spread says too much of the lot lies below 2.5 µm (Z1.9 D: n 5, k 1.53)
+    assert "thickness.layer_Au by variables: REJECTED: Q_L 1.47 < k 1.53 (n 5" in out
+    _, out, _ = daq("lot close")
+    assert "closed: REJECT" in out
+
+
+def test_plan_variables(daq):
+    code, out, _ = daq("plan --lot-size 200 --aql 1.0 --variables --json")
+    assert code == 0
+    assert json.loads(out) == {
+        "code_letter": "G",
+        "sample_size": 15,
+        "k": 1.79,
+        "full_inspection": False,
+    }
