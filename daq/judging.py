@@ -3,8 +3,9 @@
 Shared by the runtime (instrument readings) and ``daq enter`` (operator entries), so that a
 value is judged the same way whoever brings it. It asks the ``SpecSource`` for the limits in
 force (the SKU's written spec, else the bench config), applies the verdict rules
-(daq/quality/judge.py), refuses a pass from an instrument past its calibration due date, and
-expresses the value as a shift from the golden-sample baseline in baseline σ units.
+(daq/quality/judge.py) with the larger of the spec's and the instrument's stated measurement
+uncertainty as the guard band, refuses a pass from an instrument past its calibration due date,
+and expresses the value as a shift from the golden-sample baseline in baseline σ units.
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ class JudgeStage:
         rev = self.spec.revision(context)
         ctx = context if rev == context.spec_rev else replace(context, spec_rev=rev)
         limits = self.spec.limits_for(s.instrument, s.measurement, s.channel, ctx)
+        stated = dict(reading.scaled).get("uncertainty")
+        if limits is not None and stated is not None and stated > limits.uncertainty:
+            # The instrument's own uncertainty for this reading (an XRF application's)
+            # widens the guard band when it is larger than the spec's.
+            limits = replace(limits, uncertainty=stated)
         verdict = judge(reading.value, limits)
         due = self.calibration_due.get(s.instrument)
         if due is not None and self.today() > due:
