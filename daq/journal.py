@@ -26,7 +26,6 @@ threads; SQLite's WAL lets other processes (``daq tail``) read while the daemon 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -39,6 +38,7 @@ from typing import Literal
 from daq.errors import HallmarkError
 from daq.lineprotocol import encode
 from daq.model import Point
+from daq.sqlitefile import connect
 
 __all__ = ["Journal", "JournalError", "QuarantinedRow"]
 
@@ -110,16 +110,7 @@ class Journal:
                 uri = f"file:{self.path}?mode=ro"
                 self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
             else:
-                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                fresh = not self.path.exists()
-                self._db = sqlite3.connect(self.path, check_same_thread=False)
-                if fresh:
-                    os.chmod(self.path, 0o600)
-                self._db.execute("PRAGMA busy_timeout=10000")
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
-                self._db.executescript(_SCHEMA)
-                self._db.commit()
+                self._db = connect(self.path, _SCHEMA, synchronous=synchronous.upper())
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"cannot open the journal {self.path}: {exc}") from exc
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from daq.errors import HallmarkError
 from daq.model import LotContext, Phase
+from daq.sqlitefile import connect
 
 __all__ = ["Baseline", "CalibrationCheck", "Lot", "LotError", "LotStore"]
 
@@ -123,11 +124,7 @@ class LotStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-            self._db.commit()
+            self._db = connect(self.path, _SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise LotError(f"cannot open the lot records in {self.path}: {exc}") from exc
 

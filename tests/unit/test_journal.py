@@ -91,3 +91,13 @@ def test_unwritable_point_has_no_line(tmp_path):
     with Journal(tmp_path / "j.db") as j:
         j.append([Point("chamber", {"bench": "b"}, {"value": float("nan")}, 1)])
         assert j.pending_lines("s", 10) == [(1, None)]
+
+
+def test_lot_store_creates_a_private_file(tmp_path):
+    from daq.lots import LotStore
+
+    path = tmp_path / "new" / "j.db"
+    with LotStore(path):
+        pass
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
