@@ -45,12 +45,21 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-v", "--verbose", action="store_true")
 
     s = sub.add_parser("simulate", help="serve a simulated instrument until signalled")
-    s.add_argument("family", choices=["chamber"])
+    s.add_argument(
+        "family",
+        choices=["chamber", "mark10", "imada"],
+        help="chamber: Watlow F4T over Modbus TCP; mark10, imada: force/torque gauges on a pty",
+    )
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=0, help="0 picks a free port")
     s.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal (serial)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--scenario", type=Path, default=None)
+    s.add_argument(
+        "--profile",
+        default=None,
+        help="gauge model: mark10 M5-2, M5-100, M5-50, TT01-12; imada DS2-500N",
+    )
 
     d = sub.add_parser("demo", help="run simulators and the daemon on a generated config")
     d.add_argument("--duration", type=float, default=30.0)
@@ -135,6 +144,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    if args.family == "mark10":
+        from simulators import mark10
+
+        return mark10.serve(True, args.seed, args.scenario, args.profile or "M5-100")
+    if args.family == "imada":
+        from simulators import imada
+
+        return imada.serve(True, args.seed, args.scenario, args.profile or "DS2-500N")
     if args.pty:
         print(
             "the chamber simulator serves Modbus TCP; --pty is for serial instruments",

@@ -4,7 +4,8 @@ Shared by the runtime (instrument readings) and ``daq enter`` (operator entries)
 value is judged the same way whoever brings it. It asks the ``SpecSource`` for the limits in
 force (the SKU's written spec, else the bench config), applies the verdict rules
 (daq/quality/judge.py) with the larger of the spec's and the instrument's stated measurement
-uncertainty as the guard band, refuses a pass from an instrument past its calibration due date,
+uncertainty as the guard band, fails a hold test whose part did not hold (``held = False``),
+refuses a pass from an instrument past its calibration due date,
 and expresses the value as a shift from the golden-sample baseline in baseline σ units.
 """
 
@@ -61,6 +62,12 @@ class JudgeStage:
             # widens the guard band when it is larger than the spec's.
             limits = replace(limits, uncertainty=stated)
         verdict = judge(reading.value, limits)
+        test = dict(s.extra)
+        if test.get("held") is False and verdict.status in ("pass", "marginal", "none"):
+            # A hold test (16 CFR 1500.51-.53 style) passes only if the part held the target
+            # for the whole hold: a peak above the target is not enough.
+            why = test.get("test_reason") or "the part did not hold the target for the hold time"
+            verdict = replace(verdict, status="fail", reason=str(why))
         due = self.calibration_due.get(s.instrument)
         if due is not None and self.today() > due:
             verdict = _overdue(verdict, due)

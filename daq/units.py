@@ -60,7 +60,8 @@ _ALIASES: dict[str, str] = {
     "μin": "microinch",
     "uin": "microinch",
     'u"': "microinch",
-    "mils": "mil",
+    "mils": "thou",  # a thousandth of an inch (pint's "mil" is an angle)
+    "mil": "thou",
     "lbf": "force_pound",
     "lbF": "force_pound",
     "kgf": "kilogram_force",
@@ -76,6 +77,13 @@ _ALIASES: dict[str, str] = {
     "N-m": "newton * meter",
     "N.m": "newton * meter",
     "N·cm": "newton * centimeter",
+    "Nmm": "newton * millimeter",
+    "N·mm": "newton * millimeter",
+    "lbFft": "force_pound * foot",
+    "kgFm": "kilogram_force * meter",
+    "kgFmm": "kilogram_force * millimeter",
+    "gFcm": "gram_force * centimeter",
+    "nm": "nanometer",
     "Ncm": "newton * centimeter",
     "N-cm": "newton * centimeter",
     "mN·m": "millinewton * meter",
@@ -115,6 +123,31 @@ _ALIASES: dict[str, str] = {
     "g": "gram",
 }
 
+#: Upper-case spellings some instruments and LIMS exports use.
+_UPPER: dict[str, str] = {
+    "LBF": "force_pound",
+    "OZF": "force_ounce",
+    "KGF": "kilogram_force",
+    "GF": "gram_force",
+    "KN": "kilonewton",
+    "MN": "millinewton",  # Mark-10's unit command for mN; never meganewton on a force gauge
+    "NM": "newton * meter",
+    "NCM": "newton * centimeter",
+    "NMM": "newton * millimeter",
+    "LBFIN": "force_pound * inch",
+    "LBIN": "force_pound * inch",
+    "LBFFT": "force_pound * foot",
+    "OZFIN": "force_ounce * inch",
+    "OZIN": "force_ounce * inch",
+    "KGFM": "kilogram_force * meter",
+    "KGFMM": "kilogram_force * millimeter",
+    "GFCM": "gram_force * centimeter",
+    "UM": "micrometer",
+    "UIN": "microinch",
+    "DEGC": "degC",
+    "DEGF": "degF",
+}
+
 _ureg: pint.UnitRegistry[float] = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
 
 
@@ -138,8 +171,8 @@ def canonical_unit(quantity: str) -> str:
 def _pint_expr(unit: str) -> str | None:
     if unit in _ALIASES:
         return _ALIASES[unit]
-    folded = {k.casefold(): v for k, v in _ALIASES.items()}
-    return folded.get(unit.strip().casefold())
+    # No case folding: "nm" (nanometre) and "Nm" (newton metre) differ only in case.
+    return _UPPER.get(unit.strip())
 
 
 @lru_cache(maxsize=1024)

@@ -1,24 +1,26 @@
 """The one place where drivers register. The CLI builds instruments from here.
 
 Each entry names a driver (the ``driver`` key of an ``[[instrument]]``), its family (the kind of
-instrument), whether it is polled or pushes results, the pydantic model of its options, how to
-check its address, and how to build it. ``check_instrument`` is the callback the config loader
-uses, so that ``daq check`` reports driver problems with every other problem.
+instrument), whether it is polled or pushes results (or ``either``, its options deciding: a force
+gauge is polled for readings or records whole tests from its stream), the pydantic model of its
+options, how to check its address, and how to build it. ``check_instrument`` is the callback the
+config loader uses, so that ``daq check`` reports driver problems with every other problem.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from daq.config import InstrumentConfig
 from daq.instrument import Driver, InstrumentSettings, Mode
-from drivers import modbus_controller
+from drivers import imada, mark10, modbus_controller
 from drivers.modbus_map import load_map
 from drivers.transport.modbus import parse_address
+from drivers.transport.serial import parse_line_address
 
 __all__ = ["REGISTRY", "DriverEntry", "build_driver", "check_instrument", "register"]
 
@@ -27,13 +29,16 @@ __all__ = ["REGISTRY", "DriverEntry", "build_driver", "check_instrument", "regis
 class DriverEntry:
     name: str
     family: str
-    mode: Mode
+    #: ``either``: the validated options choose, through ``mode_of``.
+    mode: Mode | Literal["either"]
     description: str
     options: type[BaseModel]
     check_address: Callable[[str], object]
     build: Callable[[InstrumentSettings, Any], Driver]
     #: Extra checks on validated options; returns (key, message) problems.
     check_options: Callable[[Any], Sequence[tuple[str, str]]] | None = None
+    #: For ``mode = "either"``: the mode a driver's validated options choose.
+    mode_of: Callable[[Any], Mode] | None = None
 
 
 REGISTRY: dict[str, DriverEntry] = {}
@@ -70,10 +75,37 @@ register(
 )
 
 
+register(
+    DriverEntry(
+        name="mark10",
+        family="force",
+        mode="either",
+        description="Mark-10 Series 4/5/7 force gauge or TT01 torque tester (GCL2, serial/USB)",
+        options=mark10.Mark10Options,
+        check_address=parse_line_address,
+        build=mark10.build,
+        mode_of=lambda o: o.mode,
+    )
+)
+
+register(
+    DriverEntry(
+        name="imada",
+        family="force",
+        mode="either",
+        description="Imada DS2/DST/ZT/HTG2 force or torque gauge ('D' request, serial/USB)",
+        options=imada.ImadaOptions,
+        check_address=parse_line_address,
+        build=imada.build,
+        mode_of=lambda o: o.mode,
+    )
+)
+
+
 def _friendly(err: Any) -> str:
     if err.get("type") == "extra_forbidden":
         return "is not an option of this driver (misspelt?)"
-    msg = str(err.get("msg", "is invalid"))
+    msg = str(err.get("msg", "is invalid")).removeprefix("Value error, ")
     value = err.get("input")
     if isinstance(value, (str, int, float, bool)):
         return f"{msg} (got {value!r})"
@@ -91,19 +123,32 @@ def check_instrument(inst: InstrumentConfig) -> list[tuple[str, str]]:
         entry.check_address(inst.address)
     except ValueError as exc:
         problems.append(("address", str(exc)))
-    if entry.mode == "poll" and inst.poll_interval is None:
-        problems.append(("poll_interval", "this instrument is polled: give poll_interval (s)"))
-    if entry.mode == "push" and inst.poll_interval is not None:
-        problems.append(("poll_interval", "this instrument pushes its results: remove it"))
+    options: BaseModel | None = None
+    option_problems: list[tuple[str, str]] = []
     try:
         options = entry.options.model_validate(inst.options)
     except ValidationError as exc:
         for err in exc.errors():
             key = ".".join(["options", *(str(p) for p in err["loc"])])
-            problems.append((key, _friendly(err)))
-    else:
-        if entry.check_options is not None:
-            problems.extend(entry.check_options(options))
+            option_problems.append((key, _friendly(err)))
+    mode: str | None = entry.mode
+    chosen = ""
+    if entry.mode == "either":
+        if options is not None and entry.mode_of is not None:
+            mode = entry.mode_of(options)
+        else:  # the options are wrong; still say what their mode asks for
+            asked = inst.options.get("mode", "poll")
+            mode = asked if asked in ("poll", "push") else None
+        chosen = f' (options.mode = "{mode}")'
+    if mode == "poll" and inst.poll_interval is None:
+        problems.append(
+            ("poll_interval", f"this instrument is polled{chosen}: give poll_interval (s)")
+        )
+    if mode == "push" and inst.poll_interval is not None:
+        problems.append(("poll_interval", f"this instrument pushes its results{chosen}: remove it"))
+    problems.extend(option_problems)
+    if options is not None and entry.check_options is not None:
+        problems.extend(entry.check_options(options))
     return problems
 
 
@@ -112,3 +157,34 @@ def build_driver(inst: InstrumentConfig) -> Driver:
     entry = REGISTRY[inst.driver]
     settings = InstrumentSettings(inst.name, inst.address, inst.timeout)
     return entry.build(settings, entry.options.model_validate(inst.options))
+
+
+# -- XRF coating-thickness gauges (drivers/xrf_export.py, drivers/xrf_telegram.py) -------------
+# Imported here, at the end, so that these entries stay one appended block.
+from drivers import xrf_export, xrf_telegram  # noqa: E402
+
+register(
+    DriverEntry(
+        name="xrf_export",
+        family="thickness",
+        mode="push",
+        description="Benchtop XRF coating-thickness gauge: result files in a watched folder",
+        options=xrf_export.XrfExportOptions,
+        check_address=xrf_export.parse_dir_address,
+        build=xrf_export.build,
+        check_options=xrf_export.check_options,
+    )
+)
+
+register(
+    DriverEntry(
+        name="xrf_telegram",
+        family="thickness",
+        mode="push",
+        description="Benchtop XRF coating-thickness gauge: result print-out on a serial port",
+        options=xrf_telegram.XrfTelegramOptions,
+        check_address=xrf_telegram.check_address,
+        build=xrf_telegram.build,
+        check_options=xrf_telegram.check_options,
+    )
+)

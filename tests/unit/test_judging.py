@@ -40,3 +40,24 @@ def test_spec_rev_is_tagged():
     m = stage.judge(reading(3.0), LotContext(sku="S", lot="L"))
     assert m.context.spec_rev == "C"
     assert m.to_point().tags["spec_rev"] == "C"
+
+
+def test_a_hold_that_did_not_hold_fails():
+    spec = ConfiguredLimits({"tt": {"charm_torque": Limits(low=0.45)}})
+    s = Sample(
+        "tt",
+        "torque",
+        "charm_torque",
+        "torque",
+        0.5,
+        "N·m",
+        1,
+        extra=(("held", False), ("test_reason", "released after 6.2 s of 10 s")),
+    )
+    m = JudgeStage("b", spec).judge(Reading(s, 0.5, "N·m"), LotContext())
+    assert m.verdict.status == "fail"
+    assert m.verdict.reason == "released after 6.2 s of 10 s"
+    ok = Sample("tt", "torque", "charm_torque", "torque", 0.5, "N·m", 1, extra=(("held", True),))
+    assert (
+        JudgeStage("b", spec).judge(Reading(ok, 0.5, "N·m"), LotContext()).verdict.status == "pass"
+    )

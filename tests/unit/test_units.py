@@ -71,3 +71,20 @@ def test_normalizer_names_channel():
 def test_fahrenheit_roundtrip_is_linear(x):
     c, _ = convert(x, "°F", "temperature")
     assert c == pytest.approx((x - 32.0) * 5.0 / 9.0, rel=1e-9, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "quantity", "expected"),
+    [
+        (1.0, "mils", "length", 25.4),  # a thousandth of an inch, not an angle
+        (500.0, "nm", "length", 0.5),  # nanometre, not newton metre
+        (1.0, "Nmm", "torque", 0.001),
+        (1.0, "LBF", "force", 4.4482216152605),
+        (1.0, "kgFmm", "torque", 0.00980665),
+        (100.0, "gFcm", "torque", 0.00980665),
+    ],
+)
+def test_spellings_that_used_to_collide(value, unit, quantity, expected):
+    assert convert(value, unit, quantity)[0] == pytest.approx(expected)
+    with pytest.raises(UnitError):
+        convert(1.0, "nm", "torque")
