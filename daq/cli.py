@@ -47,14 +47,19 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="serve a simulated instrument until signalled")
     s.add_argument(
         "family",
-        choices=["chamber", "mark10", "imada"],
-        help="chamber: Watlow F4T over Modbus TCP; mark10, imada: force/torque gauges on a pty",
+        choices=["chamber", "mark10", "imada", "xrf-telegram", "xrf-export"],
+        help="chamber: Watlow F4T over Modbus TCP; mark10, imada: force/torque gauges on a pty;"
+        " xrf-telegram: XRF result print-outs on a pty; xrf-export: XRF export files in --dir",
     )
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=0, help="0 picks a free port")
     s.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal (serial)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--scenario", type=Path, default=None)
+    s.add_argument("--dir", type=Path, default=None, help="xrf-export: the folder to write to")
+    s.add_argument(
+        "--interval", type=float, default=30.0, help="xrf: seconds between result series"
+    )
     s.add_argument(
         "--profile",
         default=None,
@@ -144,6 +149,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    if args.family == "xrf-telegram":
+        from simulators.xrf_telegram import serve_telegram
+
+        return serve_telegram(
+            seed=args.seed, scenario_path=args.scenario, template=args.profile,
+            interval_s=args.interval,
+        )  # fmt: skip
+    if args.family == "xrf-export":
+        from simulators.xrf_export import serve_export
+
+        if args.dir is None:
+            print("xrf-export needs --dir, the folder the export files go to", file=sys.stderr)
+            return 2
+        return serve_export(
+            args.dir, seed=args.seed, scenario_path=args.scenario, style=args.profile,
+            interval_s=args.interval,
+        )  # fmt: skip
     if args.family == "mark10":
         from simulators import mark10
 
