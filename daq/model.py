@@ -147,6 +147,9 @@ class Measurement:
         """The measurement as a schema point (docs/schema.md)."""
         s = self.reading.sample
         tags = {"bench": self.bench, "instrument": s.instrument, "feature": s.channel}
+        if s.channel.startswith("layer_"):
+            # Plating layers are also grouped by element alone (layer=Au) on dashboards.
+            tags["layer"] = s.channel.removeprefix("layer_")
         tags.update(self.context.tags())
         fields: dict[str, FieldValue] = {
             "value": self.reading.value,

@@ -86,6 +86,7 @@ async def test_export_files_golden_then_thinner_bulk(tmp_path, influxd, influx_d
     assert {r["lot"] for r in in_db} == {"GS-1", "B-7"}
     assert {r["phase"] for r in in_db} == {"golden-sample", "bulk"}
     assert all(r["spec_rev"] == "A" and r["sku"] == "VRM-RING-001" for r in in_db)
+    assert {r["layer"] for r in in_db} == {"Au"}
     assert {r["status"] for r in in_db} <= {"pass", "marginal", "fail"}
 
 
