@@ -1,6 +1,6 @@
 # One `make check` for developers and CI: lint, types, tests.
 PY := .venv/bin
-PACKAGES := daq drivers simulators
+PACKAGES := daq drivers simulators dashboards
 
 .PHONY: check lint types test bench demo
 

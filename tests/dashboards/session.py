@@ -1,0 +1,340 @@
+"""A simulated hour on one bench, as Hallmark would have written it to InfluxDB.
+
+Four instruments (XRF, force gauge, torque gauge, chamber controller), one SKU in two lots
+(golden sample, then bulk drifting low on the gold layer), chamber readings with excursions,
+an instrument going offline and back, a drift alarm, a failure mode, daq_health figures and
+two lot decisions. Instrument values go through ``Measurement.to_point`` so that the field set
+is exactly the daemon's; events, health and decisions are schema points as daq/runtime.py and
+daq/lots.py write them. Timestamps are spread over the last 50 minutes.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from daq.model import (
+    FieldValue,
+    LotContext,
+    Measurement,
+    Phase,
+    Point,
+    Reading,
+    Sample,
+    Status,
+    Verdict,
+)
+
+BENCH = "bench-1"
+SKU = "RING-042"
+PO = "PO-7731"
+LOTS: dict[str, Phase] = {"L-GS-01": "golden-sample", "L-B-02": "bulk"}
+SPEC_REV = "C"
+XRF, GAUGE, TORQUE, CHAMBER = "xrf-1", "gauge-1", "torque-1", "chamber-1"
+INSTRUMENTS = (XRF, GAUGE, TORQUE, CHAMBER)
+
+MINUTE = 60 * 10**9
+
+
+def _verdict(value: float, low: float | None, high: float | None, guard: float) -> Verdict:
+    margins = [
+        m
+        for m in (None if low is None else value - low, None if high is None else high - value)
+        if m is not None
+    ]
+    margin = min(margins)
+    width = (high - low) if low is not None and high is not None else (low or high or 1.0)
+    status: Status = "fail" if margin < 0 else "marginal" if margin < guard else "pass"
+    return Verdict(status, margin, 100 * margin / width, low, high)
+
+
+def _measurement(
+    instrument: str,
+    measurement: str,
+    feature: str,
+    quantity: str,
+    value: float,
+    unit: str,
+    t: int,
+    limits: tuple[float | None, float | None, float],
+    context: LotContext,
+    *,
+    baseline_z: float | None = None,
+    extra: tuple[tuple[str, FieldValue], ...] = (),
+    scaled: tuple[tuple[str, float], ...] = (),
+    suspect: bool = False,
+) -> Point:
+    sample = Sample(
+        instrument,
+        measurement,
+        feature,
+        quantity,
+        value,
+        unit,
+        t,
+        raw=f"{value:.4f}",
+        extra=extra,
+        scaled=scaled,
+    )
+    verdict = _verdict(value, *limits)
+    if suspect:
+        verdict = Verdict(
+            "suspect",
+            verdict.margin,
+            verdict.margin_pct,
+            verdict.low,
+            verdict.high,
+            "calibration due 2026-11-01",
+        )
+    return Measurement(
+        BENCH, Reading(sample, value, unit, scaled), verdict, context, baseline_z
+    ).to_point()
+
+
+def session(now_ns: int | None = None, seed: int = 7) -> list[Point]:
+    """Every point of the simulated session, oldest first."""
+    rng = random.Random(seed)
+    now = time.time_ns() if now_ns is None else now_ns
+    start = now - 50 * MINUTE
+    points: list[Point] = []
+
+    # Chamber: a reading a minute, band 33-37 °C, two excursions; setpoint 35 °C.
+    for i in range(50):
+        t = start + i * MINUTE
+        temp = 35.0 + rng.gauss(0, 0.4)
+        if i in (20, 21):
+            temp = 37.6 if i == 20 else 36.8
+        ctx = LotContext()
+        points.append(
+            _measurement(
+                CHAMBER,
+                "chamber",
+                "temperature",
+                "temperature",
+                temp,
+                "°C",
+                t,
+                (33.0, 37.0, 0.3),
+                ctx,
+            )
+        )
+        points.append(
+            Measurement(
+                BENCH,
+                Reading(
+                    Sample(CHAMBER, "chamber", "setpoint", "temperature", 35.0, "°C", t + 1),
+                    35.0,
+                    "°C",
+                ),
+                Verdict("none"),
+            ).to_point()
+        )
+
+    # Thickness, force, torque for both lots: golden sample first, then bulk.
+    for lot_index, (lot, phase) in enumerate(LOTS.items()):
+        ctx = LotContext(SKU, PO, lot, phase, SPEC_REV)
+        t0 = start + lot_index * 20 * MINUTE + 30 * 10**9
+        bulk = phase == "bulk"
+        for i in range(12):
+            t = t0 + i * MINUTE
+            au = 1.0 + rng.gauss(0, 0.04) - (0.02 * i if bulk else 0.0)
+            ni = 3.0 + rng.gauss(0, 0.1)
+            for feature, value, limits, mean, sigma in (
+                ("layer_Au", au, (0.75, 1.5, 0.05), 1.0, 0.04),
+                ("layer_Ni", ni, (2.5, 4.0, 0.1), 3.0, 0.1),
+            ):
+                points.append(
+                    _measurement(
+                        XRF,
+                        "thickness",
+                        feature,
+                        "length",
+                        value,
+                        "µm",
+                        t,
+                        limits,
+                        ctx,
+                        baseline_z=(value - mean) / sigma if bulk else None,
+                        extra=(
+                            ("uncertainty", 0.02),
+                            ("application", "Au-Ni-Brass"),
+                            ("reading", i + 1),
+                        ),
+                        suspect=bulk and i == 11 and feature == "layer_Ni",
+                    )
+                )
+            pull = 40.0 + rng.gauss(0, 3.0) - (1.5 * i if bulk else 0.0)
+            points.append(
+                _measurement(
+                    GAUGE,
+                    "force",
+                    "jump_ring_pull",
+                    "force",
+                    pull,
+                    "N",
+                    t + 10**9,
+                    (25.0, None, 2.0),
+                    ctx,
+                    baseline_z=(pull - 40.0) / 3.0 if bulk else None,
+                    scaled=(("break_force", pull),),
+                    extra=(
+                        ("outcome", "broke"),
+                        ("broke", True),
+                        ("time_to_break_s", 2.5 + 0.1 * i),
+                        ("sample_unit", i + 1),
+                    ),
+                )
+            )
+            torque = 0.9 + rng.gauss(0, 0.05) - (0.03 * i if bulk else 0.0)
+            held = torque >= 0.6
+            points.append(
+                _measurement(
+                    TORQUE,
+                    "torque",
+                    "charm_torque",
+                    "torque",
+                    torque,
+                    "N·m",
+                    t + 2 * 10**9,
+                    (0.6, None, 0.05),
+                    ctx,
+                    extra=(("outcome", "released"), ("held", held), ("sample_unit", i + 1))
+                    + (
+                        ()
+                        if held
+                        else (
+                            ("test_reason", "the part did not hold the target for the hold time"),
+                        )
+                    ),
+                )
+            )
+        decision_t = t0 + 13 * MINUTE
+        points.append(
+            Point(
+                "lot_decision",
+                {"bench": BENCH, **ctx.tags()},
+                {
+                    "decision": "reject" if bulk else "accept",
+                    "units_inspected": 12,
+                    "sample_size": 13,
+                    "failures": 2 if bulk else 0,
+                    "drift_alarms": 1 if bulk else 0,
+                    "suspect": 1 if bulk else 0,
+                    "critical_nonconforming": 0,
+                    "critical_accept": 0,
+                    "evidence": '{"plans": [], "verdicts": {}}',
+                },
+                decision_t,
+            )
+        )
+        if bulk:
+            fm_t = t0 + 11 * MINUTE + 5 * 10**9
+            points.append(
+                Measurement(
+                    BENCH,
+                    Reading(
+                        Sample(
+                            GAUGE, "failure_mode", "jump_ring_pull", "number", 1.0, "count", fm_t
+                        ),
+                        1.0,
+                        "count",
+                    ),
+                    Verdict("none"),
+                    ctx,
+                    entered_by="ana",
+                    extra=(("mode", "ring opened at the solder joint"), ("sample_unit", 11)),
+                ).to_point()
+            )
+            points.append(
+                Point(
+                    "event",
+                    {
+                        "bench": BENCH,
+                        "instrument": XRF,
+                        "kind": "drift_alarm",
+                        "feature": "layer_Au",
+                        "rule": "cusum-lower",
+                        **ctx.tags(),
+                    },
+                    {
+                        "message": "layer_Au drifts low from the golden-sample baseline (CUSUM)",
+                        "severity": "warning",
+                        "statistic": 5.4,
+                        "limit": 4.0,
+                        "baseline_mean": 1.0,
+                        "baseline_sigma": 0.04,
+                        "baseline_version": 1,
+                        "evidence_indices": "7,8,9",
+                        "evidence_times_ns": "1,2,3",
+                        "evidence_values": "0.86,0.84,0.82",
+                        "direction": "lower",
+                    },
+                    t0 + 9 * MINUTE + 3 * 10**9,
+                )
+            )
+
+    # The chamber's link drops for three minutes.
+    for kind, minute, message in (
+        ("instrument_offline", 30, "no answer to 3 polls (timeout 1.0 s)"),
+        ("instrument_online", 33, "answers again"),
+    ):
+        points.append(
+            Point(
+                "event",
+                {"bench": BENCH, "instrument": CHAMBER, "kind": kind},
+                {"message": message, "severity": "warning" if kind.endswith("offline") else "info"},
+                start + minute * MINUTE + 7,
+            )
+        )
+
+    # Health every two minutes: per instrument, journal, forwarder.
+    for k in range(25):
+        t = start + k * 2 * MINUTE + 3
+        for n, name in enumerate(INSTRUMENTS):
+            offline = name == CHAMBER and 15 <= k <= 16
+            points.append(
+                Point(
+                    "daq_health",
+                    {"bench": BENCH, "instrument": name},
+                    {
+                        "polls": 120 * k + n,
+                        "errors": (k // 5) if name == CHAMBER else 0,
+                        "reconnects": 1 if name == CHAMBER and k > 16 else 0,
+                        "missed_polls": 2 if offline else 0,
+                        "rejected": 0,
+                        "measurements": 100 * k,
+                        "online": not offline,
+                        "last_seen_ns": t - 10**9,
+                        "latency_ms": 12.0 + rng.random() * 5,
+                        "mean_latency_ms": 14.0,
+                    },
+                    t,
+                )
+            )
+        points.append(
+            Point(
+                "daq_health",
+                {"bench": BENCH, "component": "journal"},
+                {"accepted": 90 * k, "write_failures": 0, "backlog": 40 if 15 <= k <= 16 else 0},
+                t + 1,
+            )
+        )
+        points.append(
+            Point(
+                "daq_health",
+                {
+                    "bench": BENCH,
+                    "component": "forwarder",
+                    "sink": "influxdb-v1 http://127.0.0.1:8086 db=hallmark",
+                },
+                {
+                    "written": 90 * k,
+                    "quarantined": 1 if k > 20 else 0,
+                    "retries": 3 if k > 16 else 0,
+                    "up": True,
+                },
+                t + 2,
+            )
+        )
+    points.sort(key=lambda p: p.time_ns)
+    return points
