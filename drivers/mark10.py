@@ -254,6 +254,8 @@ class Mark10:
         #: Lines that were neither readings nor replies, duplicates, and unasked error replies.
         self.ignored_lines = 0
         self.duplicates = 0
+        #: Reading lines taken from the stream in push mode (duplicates included).
+        self.stream_readings = 0
 
     # -- connect / close -----------------------------------------------------------------------
     def connect(self) -> None:
@@ -417,6 +419,7 @@ class Mark10:
         return samples
 
     def _stream_reading(self, t: float, reading: Reading) -> list[Sample]:
+        self.stream_readings += 1
         last = self._last_line
         period = 1.0 / self.options.aout_rate
         if last is not None and reading.text == last[1] and t - last[0] < 0.5 * period:

@@ -1174,6 +1174,8 @@ class Mark10Simulator(SerialGaugeSimulator):
         self.serial_number = params.serial_number or str(self.profile.serial_base + params.seed)
         #: Stream lines dropped because the paced link could not keep up.
         self.stream_dropped = 0
+        #: AOUT stream lines handed to the port (before faults such as ``no_reply`` apply).
+        self.stream_lines_sent = 0
         self._cleared_at = 0.0
         self._seen_high = 0.0
         self._seen_low = 0.0
@@ -1281,6 +1283,7 @@ class Mark10Simulator(SerialGaugeSimulator):
             if self._port.backlog_s() > period:
                 self.stream_dropped += 1
             else:
+                self.stream_lines_sent += 1
                 self._emit(self._stream_text(self.elapsed()), reply=False)
             following = due + period
             now = time.monotonic()
