@@ -258,6 +258,7 @@ def _lot_start(bench: _Bench, args: argparse.Namespace) -> int:
            f"lot {lot.lot} started: {lot.size} pieces, {lot.phase}"
            + ("" if locked or lot.phase != "bulk" else ", process NOT locked"))  # fmt: skip
     review = _review(bench, lot)
+    bench.journal.append(_review_points(bench, lot, review, final=False))
     print(f"started lot {lot.lot} of {lot.sku} under spec revision {lot.spec_rev}")
     for line in review.status_lines()[1:4]:
         print(line)
@@ -367,7 +368,10 @@ def _lot_close(bench: _Bench, args: argparse.Namespace) -> int:
         fields[f"{c.defect_class}_nonconforming"] = c.nonconforming
         fields[f"{c.defect_class}_accept"] = c.plan.accept
     tags = {"bench": bench.config.bench.id, **closed.context().tags()}
-    bench.journal.append([Point("lot_decision", tags, fields, time.time_ns())])
+    bench.journal.append(
+        [Point("lot_decision", tags, fields, time.time_ns()),
+         *_review_points(bench, closed, review, final=True)]
+    )  # fmt: skip
     for line in review.status_lines():
         print(line)
     print(f"lot {closed.lot} closed: {decision.upper()}")
@@ -391,6 +395,7 @@ def _fix_baselines(bench: _Bench, lot: Lot) -> list[str]:
             key = (p.measurement, p.tags.get("feature", ""), p.tags.get("instrument", ""))
             values.setdefault(key, []).append(float(value))
     fixed = []
+    points: list[Point] = []
     for (measurement, feature, instrument), vals in sorted(values.items()):
         if len(vals) < 2 or statistics.stdev(vals) == 0:
             continue
@@ -403,7 +408,52 @@ def _fix_baselines(bench: _Bench, lot: Lot) -> list[str]:
             f"{measurement}.{feature} on {instrument}: mean {b.mean:.4g}, σ {b.sigma:.3g},"
             f" n {b.n}, version {b.version}"
         )
+        tags = {"bench": bench.config.bench.id, "of": measurement, "feature": feature,
+                "instrument": instrument, **lot.context().tags()}  # fmt: skip
+        fields: dict[str, FieldValue] = {
+            "mean": b.mean, "sigma": b.sigma, "n": b.n, "version": b.version,
+            "ucl": b.mean + 3 * b.sigma, "lcl": b.mean - 3 * b.sigma,
+        }  # fmt: skip
+        points.append(Point("baseline", tags, fields, b.created_ns))
+    bench.journal.append(points)
     return fixed
+
+
+def _review_points(bench: _Bench, lot: Lot, review: LotReview, *, final: bool) -> list[Point]:
+    """The lot's sampling progress per defect class (and, when final, capability per feature)."""
+    now = time.time_ns()
+    base = {"bench": bench.config.bench.id, **lot.context().tags()}
+    points = [
+        Point(
+            "lot_progress",
+            {**base, "defect_class": c.defect_class},
+            {
+                "inspected": min(review.units_inspected, c.plan.sample_size),
+                "sample_size": c.plan.sample_size,
+                "nonconforming": c.nonconforming,
+                "accept": c.plan.accept,
+                "reject": c.plan.reject,
+                "aql": c.aql,
+                "state": c.plan.state,
+                "code_letter": c.plan.code_letter,
+            },
+            now,
+        )
+        for c in review.classes
+    ]
+    if final:
+        for key, fig in review.capability.items():
+            measurement, _, feature = key.partition(".")
+            points.append(
+                Point(
+                    "capability",
+                    {**base, "of": measurement, "feature": feature, "index": fig.name},
+                    {"value": fig.value, "lower": fig.lower, "upper": fig.upper, "n": fig.n,
+                     "mean": fig.mean},
+                    now,
+                )
+            )  # fmt: skip
+    return points
 
 
 def _event(bench: _Bench, ctx: LotContext, kind: str, message: str) -> None:
@@ -560,6 +610,8 @@ def _enter(bench: _Bench, args: argparse.Namespace) -> int:
     bench.journal.append([m.to_point(), *events])
     for event in events:
         print(f"DRIFT ALARM: {event.fields['message']}")
+    if cmd == "visual":
+        bench.journal.append(_review_points(bench, lot, _review(bench, lot), final=False))
     v = m.verdict
     shown = f"{m.reading.value:.4g} {m.reading.unit}"
     print(f"recorded {m.reading.sample.measurement}.{m.reading.sample.channel} = {shown}:"

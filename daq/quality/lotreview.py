@@ -35,7 +35,7 @@ from daq.quality.sampling import (
 from daq.quality.sampling_tables import SAMPLE_SIZE, SAMPLE_SIZE_REDUCED
 from daq.skuspec import DefectClass, SkuSpec
 
-__all__ = ["ClassResult", "LotReview", "review_lot"]
+__all__ = ["CapabilityFigure", "ClassResult", "LotReview", "review_lot"]
 
 CLASSES: tuple[DefectClass, ...] = ("critical", "major", "minor")
 
@@ -55,6 +55,24 @@ class ClassResult:
 
 
 @dataclass(frozen=True, slots=True)
+class CapabilityFigure:
+    """A capability index of one feature in a lot, with its 95 % confidence interval."""
+
+    name: str  # Cpk, Cpl or Cpu
+    value: float
+    lower: float
+    upper: float
+    n: int
+    mean: float
+
+    def text(self) -> str:
+        return (
+            f"{self.name} {self.value:.2f} (95 % CI {self.lower:.2f}–{self.upper:.2f}),"
+            f" n {self.n}, mean {self.mean:.4g}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class LotReview:
     lot: Lot
     units_inspected: int
@@ -64,7 +82,7 @@ class LotReview:
     drift_alarms: int
     suspect: int
     findings: tuple[str, ...] = field(default=())
-    capability: dict[str, str] = field(default_factory=dict)
+    capability: dict[str, CapabilityFigure] = field(default_factory=dict)
     variables: dict[str, str] = field(default_factory=dict)
     variables_rejected: tuple[str, ...] = ()
 
@@ -102,8 +120,8 @@ class LotReview:
         for feature, counts in sorted(self.verdicts.items()):
             parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
             lines.append(f"  {feature}: {parts}")
-        for feature, text in sorted(self.capability.items()):
-            lines.append(f"  {feature}: {text}")
+        for feature, figure in sorted(self.capability.items()):
+            lines.append(f"  {feature}: {figure.text()}")
         for feature, text in sorted(self.variables.items()):
             lines.append(f"  {feature} by variables: {text}")
         if self.failures:
@@ -135,7 +153,7 @@ class LotReview:
             "findings": list(self.findings),
             "drift_alarms": self.drift_alarms,
             "suspect": self.suspect,
-            "capability": dict(self.capability),
+            "capability": {k: v.text() for k, v in self.capability.items()},
             "variables": dict(self.variables),
         }
 
@@ -242,7 +260,8 @@ def review_lot(
                     var_rejected.append(key)
     return LotReview(
         lot, len(units), classes, dict(verdicts), tuple(failures), drift, n_suspect,
-        tuple(findings), {k: v for k, v in cap.items() if v}, var_text, tuple(var_rejected),
+        tuple(findings), {k: v for k, v in cap.items() if v is not None}, var_text,
+        tuple(var_rejected),
     )  # fmt: skip
 
 
@@ -271,14 +290,14 @@ def _variables(lot_size: int, aql: float, values: list[float], lsl: float) -> tu
 MIN_CAPABILITY_N = 5
 
 
-def _capability(values: list[float], limits: Limits) -> str:
-    """Cpk (Cpl/Cpu for a one-sided limit) with its 95 % interval, in words; '' if none."""
+def _capability(values: list[float], limits: Limits) -> CapabilityFigure | None:
+    """Cpk (Cpl/Cpu for a one-sided limit) with its 95 % interval, or None."""
     if limits.low is None and limits.high is None:
-        return ""
+        return None
     try:
         c = capability_of(values, limits)
     except ValueError:
-        return ""
+        return None
     name = (
         "Cpk"
         if limits.low is not None and limits.high is not None
@@ -286,8 +305,5 @@ def _capability(values: list[float], limits: Limits) -> str:
     )
     est = c.cpk
     if est is None:
-        return ""
-    return (
-        f"{name} {est.value:.2f} (95 % CI {est.lower:.2f}–{est.upper:.2f}), n {len(values)},"
-        f" mean {c.mean:.4g}"
-    )
+        return None
+    return CapabilityFigure(name, est.value, est.lower, est.upper, len(values), c.mean)

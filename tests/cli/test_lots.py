@@ -102,6 +102,13 @@ def test_golden_sample_to_bulk(bench, daq):
     assert rows[3].fields["raw_unit"] == "µin"
     decision = points(bench, "lot_decision")[-1]
     assert decision.fields["decision"] == "accept"
+    (base,) = [b for b in points(bench, "baseline") if b.tags["feature"] == "layer_Au"]
+    assert (base.tags["of"], base.tags["instrument"], base.tags["lot"]) == ("thickness", "xrf-1",
+                                                                          "GS-1")  # fmt: skip
+    assert base.fields["ucl"] == pytest.approx(base.fields["mean"] + 3 * base.fields["sigma"])
+    progress = [p for p in points(bench, "lot_progress") if p.tags["defect_class"] == "minor"]
+    assert progress[-1].fields["inspected"] == 32 and progress[-1].fields["nonconforming"] == 1
+    assert progress[-1].fields["accept"] == 3 and progress[-1].fields["reject"] == 4
     assert json.loads(decision.fields["evidence"])["classes"]["minor"]["nonconforming"] == 1
 
     code, out, _ = daq("po-check --sku VRM-RING-001")
@@ -233,3 +240,20 @@ def test_plan_variables(daq):
         "k": 1.79,
         "full_inspection": False,
     }
+
+
+def test_capability_is_written_when_the_lot_closes(bench, daq):
+    daq("lot start --sku VRM-RING-001 --po P --lot C-1 --phase pre-production --size 200")
+    thickness = "enter measure --measurement thickness --feature layer_Au --instrument xrf-1"
+    for value in ("3.02", "2.95", "3.10", "3.00", "3.05", "2.98"):
+        daq(f"{thickness} --value '{value} µm'")
+    _, out, _ = daq("lot close")
+    assert "thickness.layer_Au: Cpk" in out
+    (cap,) = points(bench, "capability")
+    assert (cap.tags["of"], cap.tags["feature"], cap.tags["index"]) == (
+        "thickness",
+        "layer_Au",
+        "Cpk",
+    )
+    assert cap.fields["lower"] < cap.fields["value"] < cap.fields["upper"]
+    assert cap.fields["n"] == 6
