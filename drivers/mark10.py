@@ -119,6 +119,14 @@ _TORQUE_ONLY = ("?CW", "?CCW", "?P1")
 
 _TERMINATORS = (b"\r\n", b"\r")
 _COMMAND_END = b"\r\n"
+
+#: Reply unit token -> the GCL2 command that selects it (Series 5 guide §9.6-9.8 "Units").
+UNIT_COMMANDS: dict[str, str] = {
+    "lbF": "LB", "ozF": "OZ", "kgF": "KG", "gF": "G", "N": "N", "mN": "MN", "kN": "KN",
+    "lbFft": "LBFT", "lbFin": "LBIN", "ozFin": "OZIN", "kgFm": "KGM", "kgFmm": "KGMM",
+    "gFcm": "GCM", "Nm": "NM", "Ncm": "NCM", "Nmm": "NMM",
+}  # fmt: skip
+_PEAK_COMMANDS = ("?PT", "?PC", "?PCW", "?PCCW")
 _READING = re.compile(r"^([-+]?)\s*(\d+\.?\d*|\.\d+)(?:\s*([A-Za-z]+))?$")
 
 
@@ -203,6 +211,14 @@ class Mark10Options(GaugeOptions):
     unit: str | None = None
     #: Readings per second the gauge streams in push mode (AOUTn).
     aout_rate: Annotated[int, Field(ge=1, le=250)] = 50
+    #: Switch the gauge to this unit at connect (GCL2 unit command, e.g. "N" sends ``N``,
+    #: "lbF" sends ``LB``, "Nm" sends ``NM``). Leave out to read whatever unit it is set to.
+    set_unit: str | None = None
+    #: Send ``Z`` (zero and clear peaks) at connect.
+    zero_on_connect: bool = False
+    #: After reading a peak (``?PT``, ``?PC``, ``?PCW``, ``?PCCW``) in poll mode, send ``CLR`` so
+    #: that the next part's peak starts from nothing.
+    clear_after_peak: bool = True
 
     @model_validator(mode="after")
     def _check_mark10(self) -> Mark10Options:
@@ -213,6 +229,17 @@ class Mark10Options(GaugeOptions):
                 convert(1.0, self.unit, self.quantity)
             except UnitError as exc:
                 raise ValueError(f"unit: {exc}") from exc
+        if self.set_unit is not None:
+            command = UNIT_COMMANDS.get(self.set_unit)
+            if command is None:
+                raise ValueError(
+                    f"set_unit: {self.set_unit!r} is not a Mark-10 unit (one of"
+                    f" {', '.join(UNIT_COMMANDS)})"
+                )
+            try:
+                convert(1.0, self.set_unit, self.quantity)
+            except UnitError as exc:
+                raise ValueError(f"set_unit: {exc}") from exc
         return self
 
     def serial_settings(self) -> SerialSettings:
@@ -261,6 +288,12 @@ class Mark10:
     def connect(self) -> None:
         """Open the port and prove a Mark-10 of the right quantity answers (or streams)."""
         self.link.open()
+        # Setup commands answer nothing when they succeed (GCL2 lists only error replies); an
+        # error reply (*10, *11...) shows up as an unasked line and is reported then.
+        if self.options.set_unit is not None:
+            self.link.write_line(UNIT_COMMANDS[self.options.set_unit], _COMMAND_END)
+        if self.options.zero_on_connect:
+            self.link.write_line("Z", _COMMAND_END)
         # self._unit is kept: a unit switched at the front panel while the link was down is
         # still a change to flag on the first reading after the reconnect.
         self._last_reply = None
@@ -298,6 +331,8 @@ class Mark10:
         command = self.options.command
         self.link.write_line(command, _COMMAND_END)
         reading = self._reply(command)
+        if command in _PEAK_COMMANDS and self.options.clear_after_peak:
+            self.link.write_line("CLR", _COMMAND_END)
         unit = resolve_unit(reading.token, self.options.quantity, self.options.unit)
         flags: list[str] = []
         if self._unit is not None and unit != self._unit:

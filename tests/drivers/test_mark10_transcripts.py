@@ -196,12 +196,15 @@ def test_tension_is_negative_and_peak_command_is_sent(gauge, opened):
         gauge,
         opened,
         (b"?PT\r\n", b"-18.78 lbF\r\n"),
+        (b"CLR\r\n", b""),  # the peak is cleared for the next part
         (b"?PT\r\n", b"-18.78 lbF\r\n"),
+        (b"CLR\r\n", b""),
         command="?PT",
         channel="jump_ring_pull",
     )
     [s] = d.poll()
     gauge.done()
+    assert gauge.received == b"?PT\r\nCLR\r\n?PT\r\nCLR\r\n"
     assert (s.value, s.unit, s.channel) == (-18.78, "lbF", "jump_ring_pull")
     assert Normalizer().normalize(s).value == pytest.approx(-83.5376, abs=1e-3)
 
@@ -697,3 +700,27 @@ def test_registry_reports_option_and_address_problems_together():
     )
     keys = [k for k, _ in problems]
     assert keys[0] == "address" and "options.colour" in keys
+
+
+def test_unit_and_zero_are_set_at_connect(gauge, opened):
+    d = connect(
+        gauge,
+        opened,
+        (b"N\r\n", b""),
+        (b"Z\r\n", b""),
+        (b"?C\r\n", b"0.000 N\r\n"),
+        (b"?C\r\n", b"-4.285 N\r\n"),
+        set_unit="N",
+        zero_on_connect=True,
+    )
+    [s] = d.poll()
+    gauge.done()
+    assert gauge.received == b"N\r\nZ\r\n?C\r\n?C\r\n"
+    assert (s.value, s.unit) == (-4.285, "N")
+
+
+def test_set_unit_is_checked_against_the_quantity():
+    with pytest.raises(ValueError, match="set_unit: 'furlong' is not a Mark-10 unit"):
+        Mark10Options(set_unit="furlong")
+    with pytest.raises(ValueError, match="set_unit: unit 'Nm' is a torque unit, not force"):
+        Mark10Options(set_unit="Nm")

@@ -412,3 +412,11 @@ def test_unasked_stream_in_poll_mode_is_a_protocol_error_and_stops_the_stream():
             driver.poll()
         assert sim.aout == 0
         one(driver)
+
+
+def test_mark10_setup_commands_reach_the_gauge():
+    with mark10_gauge(options={"set_unit": "lbF", "command": "?PC"}) as (sim, driver):
+        sample = one(driver)
+        assert sample.unit == "lbF"
+        assert sample.value == pytest.approx(LOAD_N / 4.4482216152605, abs=0.02)
+        assert sim.unit == "lbF"  # the unit command changed the gauge itself
