@@ -120,6 +120,7 @@ import signal
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -778,7 +779,7 @@ def _last(windows: Sequence[FaultWindow], kind: str) -> FaultWindow | None:
     return matching[-1] if matching else None
 
 
-class SerialGaugeSimulator:
+class SerialGaugeSimulator(ABC):
     """What the Mark-10 and Imada simulators share: the pty, the clock, faults, part tests.
 
     Subclasses set :attr:`TERMINATOR`, :attr:`vocabulary` and :attr:`name`, and implement
@@ -964,8 +965,9 @@ class SerialGaugeSimulator:
             raise ScenarioError(where, [f"{kind}: {problem}"])
         return checked
 
-    def _check_fault_fits(self, kind: str, params: Mapping[str, ParamValue]) -> None:
-        """Hook: refuse fault parameters that do not fit this gauge (raise ValueError)."""
+    def _check_fault_fits(self, kind: str, params: Mapping[str, ParamValue]) -> None:  # noqa: B027
+        """Optional hook: refuse fault parameters that do not fit this gauge (raise
+        ValueError). The default accepts them all."""
 
     # events
 
@@ -1076,17 +1078,17 @@ class SerialGaugeSimulator:
 
     # subclass hooks
 
-    def _on_line(self, line: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _on_line(self, line: str) -> None: ...
 
-    def _stream_text(self, t: float) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def _stream_text(self, t: float) -> str: ...
 
-    def _apply_panel_unit(self, unit: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _apply_panel_unit(self, unit: str) -> None: ...
 
-    def _zero(self, t: float) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _zero(self, t: float) -> None: ...
 
 
 # --- the Mark-10 gauge --------------------------------------------------------------------------

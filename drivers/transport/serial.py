@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
@@ -296,7 +297,7 @@ class LineLink(Protocol):
     def discard_input(self, terminators: Sequence[bytes] = DEFAULT_TERMINATORS) -> list[str]: ...
 
 
-class _BaseLink:
+class _BaseLink(ABC):
     """Line handling shared by the pyserial and VISA links; subclasses move the bytes."""
 
     def __init__(
@@ -315,25 +316,26 @@ class _BaseLink:
         self.stale_bytes = 0
 
     # subclasses ------------------------------------------------------------------------------
-    def _open(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _open(self) -> None: ...
 
-    def _close(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _close(self) -> None: ...
 
-    def _write(self, data: bytes) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _write(self, data: bytes) -> None: ...
 
+    @abstractmethod
     def _read_some(self, wait: float) -> bytes:
         """Whatever bytes arrive within ``wait`` s (returns as soon as some are there)."""
-        raise NotImplementedError
+        ...
 
-    def _reset_input(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _reset_input(self) -> None: ...
 
     @property
-    def is_open(self) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def is_open(self) -> bool: ...
 
     # public ----------------------------------------------------------------------------------
     @property
