@@ -302,6 +302,18 @@ def lot_review() -> Any:
         '"suspect", "lot"::tag, "po"::tag, "phase"::tag '
         f'FROM "lot_decision" WHERE {where(*ctx)}'
     )
+    # The latest figure per lot and feature: a re-closed lot writes new points, last() keeps
+    # the newest, and a single selector brings the other fields of the same point along.
+    capability = (
+        'SELECT last("value") AS "value", "lower", "upper", "n", "mean" '
+        f'FROM "capability" WHERE {where(*ctx)} '
+        'GROUP BY "lot", "phase", "of", "feature", "index"'
+    )
+    progress = (
+        'SELECT last("inspected") AS "inspected", "sample_size", "nonconforming", "accept", '
+        '"reject", "aql", "state", "code_letter" '
+        f'FROM "lot_progress" WHERE {where(*ctx)} GROUP BY "lot", "defect_class"'
+    )
     panels = [
         g.Table(
             title="Golden sample vs production, per feature",
@@ -330,11 +342,36 @@ def lot_review() -> Any:
             targets=[target(decisions, "A", fmt="table")],
             gridPos=pos(0, 27, 24, 6),
         ),
+        g.Table(
+            title="Acceptance sampling progress per defect class",
+            description=(
+                "Last lot_progress point per lot and defect class: units inspected of the "
+                "sample size, nonconforming units against the accept/reject numbers, the "
+                "switching state, AQL and code letter (ISO 2859-1 / ANSI Z1.4)."
+            ),
+            dataSource=DATASOURCE,
+            targets=[target(progress, "A", fmt="table")],
+            gridPos=pos(0, 33, 24, 7),
+            sortBy=[g.TableSortByField(displayName="lot")],
+        ),
+        g.Table(
+            title="Process capability per lot (Cpk, Cpl, Cpu with 95 % interval)",
+            description=(
+                "Written when a lot closes, for every judged feature with at least 5 values: "
+                "the index (Cpk two-sided, Cpl for a minimum, Cpu for a maximum), its 95 % "
+                "confidence interval lower–upper (Bissell), n and the mean."
+            ),
+            dataSource=DATASOURCE,
+            targets=[target(capability, "A", fmt="table")],
+            gridPos=pos(0, 40, 24, 9),
+            sortBy=[g.TableSortByField(displayName="feature")],
+        ),
     ]
     return dashboard(
         "hallmark-lot-review",
         "Hallmark · Lot review",
-        "One SKU's lots: golden sample against production, drift alarms and lot decisions.",
+        "One SKU's lots: golden sample against production, drift alarms, lot decisions, "
+        "sampling progress and capability.",
         panels,
         [bench_variable(), sku_variable(), lot_variable(), phase_variable()],
         since="now-7d",
@@ -357,6 +394,30 @@ def thickness_spc() -> Any:
         f'FROM "thickness" WHERE {where(*ctx, match("layer"))} '
         'GROUP BY "layer", "phase"'
     )
+    # Control limits from the golden-sample baseline, fixed when the golden lot closed: one
+    # point per feature and instrument (no layer tag, hence the feature regex), with the golden
+    # lot's context, so it is matched on bench and SKU only, never on $lot or $phase (the
+    # limits apply to the bulk lots being charted). InfluxQL cannot draw a constant across the
+    # range from one point; last() per $__interval bucket with fill(previous) repeats the
+    # newest baseline from the bucket it was written in to the end of the range, as lines next
+    # to the individuals (a new baseline version shows as a step). That returns rows whenever
+    # the baseline lies in the time range, as every other query needs; buckets before it stay
+    # empty. The table below gives the same figures with σ, n and version.
+    baseline_scope = (
+        match("bench"),
+        match("sku"),
+        eq("of", "thickness"),
+        '"feature" =~ /^layer_$layer$/',
+    )
+    limits = (
+        'SELECT last("mean") AS "baseline mean", last("ucl") AS "UCL", last("lcl") AS "LCL" '
+        f'FROM "baseline" WHERE {where(*baseline_scope)} '
+        'GROUP BY time($__interval), "feature", "instrument" fill(previous)'
+    )
+    baseline = (
+        'SELECT last("mean") AS "mean", "sigma", "lcl", "ucl", "n", "version" '
+        f'FROM "baseline" WHERE {where(*baseline_scope)} GROUP BY "feature", "instrument", "lot"'
+    )
     drift = annotation(
         "Drift alarms",
         'SELECT "message", "kind"::tag, "feature"::tag, "rule"::tag, "instrument"::tag '
@@ -371,9 +432,16 @@ def thickness_spc() -> Any:
     panels = [
         g.TimeSeries(
             title="Thickness $layer",
-            description="Each reading with the low/high limits in force (µm).",
+            description=(
+                "Each reading with the low/high limits in force (µm), and the individuals "
+                "chart's centre line and control limits (mean ± 3σ) from the golden-sample "
+                "baseline, from the time it was fixed."
+            ),
             dataSource=DATASOURCE,
-            targets=[target(per_layer, "A", alias="$tag_layer $col")],
+            targets=[
+                target(per_layer, "A", alias="$tag_layer $col"),
+                target(limits, "B", alias="$tag_feature $col ($tag_instrument)"),
+            ],
             unit="lengthum",
             drawStyle="points",
             pointSize=6,
@@ -384,13 +452,21 @@ def thickness_spc() -> Any:
             title="Layer summary per phase",
             dataSource=DATASOURCE,
             targets=[target(summary, "A", fmt="table")],
-            gridPos=pos(0, 9, 24, 7),
+            gridPos=pos(0, 9, 14, 7),
+        ),
+        g.Table(
+            title="Golden-sample baseline and control limits",
+            description="The baseline per layer and XRF: mean, σ, LCL/UCL = mean ∓ 3σ, n, version.",
+            dataSource=DATASOURCE,
+            targets=[target(baseline, "A", fmt="table")],
+            gridPos=pos(14, 9, 10, 7),
         ),
     ]
     return dashboard(
         "hallmark-thickness-spc",
         "Hallmark · Plating thickness SPC",
-        "XRF thickness per layer against its spec, drift alarms as annotations.",
+        "XRF thickness per layer against its spec and the golden-sample control limits, "
+        "drift alarms as annotations.",
         panels,
         [bench_variable(), sku_variable(), lot_variable(), phase_variable(), layer],
         annotations=[drift],

@@ -3,18 +3,25 @@
 Four instruments (XRF, force gauge, torque gauge, chamber controller), one SKU in two lots
 (golden sample, then bulk drifting low on the gold layer), chamber readings with excursions,
 an instrument going offline and back, a drift alarm, a failure mode, daq_health figures and
-two lot decisions. Instrument values go through ``Measurement.to_point`` so that the field set
-is exactly the daemon's; events, health and decisions are schema points as daq/runtime.py and
-daq/lots.py write them. Timestamps are spread over the last 50 minutes.
+two lot decisions. Closing the golden lot fixes a baseline (mean, σ, control limits) per
+feature, which the bulk lot's ``baseline_z`` and drift alarm refer to; each lot close writes
+capability indices, and acceptance-sampling progress is written at lot start, after each visual
+inspection and at close. Instrument values go through ``Measurement.to_point`` so that the field
+set is exactly the daemon's; events, health, decisions, baselines, capability and progress are
+schema points as daq/runtime.py and daq/lotcli.py write them, with the figures from daq.quality.
+Timestamps are spread over the last 50 minutes.
 """
 
 from __future__ import annotations
 
 import random
+import statistics
 import time
+from collections.abc import Iterable
 
 from daq.model import (
     FieldValue,
+    Limits,
     LotContext,
     Measurement,
     Phase,
@@ -24,6 +31,8 @@ from daq.model import (
     Status,
     Verdict,
 )
+from daq.quality.capability import capability_of
+from daq.quality.lotreview import MIN_CAPABILITY_N, class_plan
 
 BENCH = "bench-1"
 SKU = "RING-042"
@@ -34,6 +43,21 @@ XRF, GAUGE, TORQUE, CHAMBER = "xrf-1", "gauge-1", "torque-1", "chamber-1"
 INSTRUMENTS = (XRF, GAUGE, TORQUE, CHAMBER)
 
 MINUTE = 60 * 10**9
+#: The lot size both lots are sampled for: ISO 2859-1 level II, normal inspection, code letter
+#: E (13 units; the major class's AQL 2.5 has no E plan and moves on to F, 20 units).
+LOT_SIZE = 80
+#: The default AQLs of a SKU spec (daq/skuspec.py) per defect class.
+AQL = {"critical": 0.0, "major": 2.5, "minor": 4.0}
+#: Nonconforming units found by visual inspection, per lot and defect class, as
+#: (units inspected when found, class): the bulk lot reaches the major reject number.
+FINDINGS: dict[str, tuple[tuple[int, str], ...]] = {
+    "L-GS-01": ((4, "minor"),),
+    "L-B-02": ((7, "major"), (10, "minor"), (12, "major")),
+}
+#: Units inspected after each visual entry (the lot decisions say 12 units).
+VISUAL_ENTRIES = (4, 8, 12)
+#: What a baseline or capability is computed over: (measurement, feature, instrument).
+Key = tuple[str, str, str]
 
 
 def _verdict(value: float, low: float | None, high: float | None, guard: float) -> Verdict:
@@ -91,12 +115,118 @@ def _measurement(
     ).to_point()
 
 
+def _lot_values(points: Iterable[Point], lot: str) -> dict[Key, list[Point]]:
+    """The lot's judged instrument points per measurement, feature and instrument."""
+    found: dict[Key, list[Point]] = {}
+    for p in points:
+        if p.tags.get("lot") == lot and p.measurement in ("thickness", "force", "torque"):
+            key = (p.measurement, p.tags["feature"], p.tags["instrument"])
+            found.setdefault(key, []).append(p)
+    return found
+
+
+def _value(p: Point) -> float:
+    value = p.fields["value"]
+    assert isinstance(value, float)
+    return value
+
+
+def _baselines(
+    values: dict[Key, list[Point]], ctx: LotContext, t: int
+) -> tuple[dict[Key, tuple[float, float]], list[Point]]:
+    """What closing a golden-sample lot fixes (daq/lotcli.py ``_fix_baselines``): per key the
+    (mean, σ) of its values, and the ``baseline`` points with the individuals' control limits.
+    """
+    fixed: dict[Key, tuple[float, float]] = {}
+    points = []
+    for (measurement, feature, instrument), found in sorted(values.items()):
+        vals = [_value(p) for p in found]
+        mean, sigma = statistics.fmean(vals), statistics.stdev(vals)
+        fixed[(measurement, feature, instrument)] = (mean, sigma)
+        tags = {"bench": BENCH, "of": measurement, "feature": feature, "instrument": instrument}
+        fields: dict[str, FieldValue] = {
+            "mean": mean,
+            "sigma": sigma,
+            "n": len(vals),
+            "version": 1,
+            "ucl": mean + 3 * sigma,
+            "lcl": mean - 3 * sigma,
+        }
+        points.append(Point("baseline", {**tags, **ctx.tags()}, fields, t))
+    return fixed, points
+
+
+def _capability(values: dict[Key, list[Point]], ctx: LotContext, t: int) -> list[Point]:
+    """The ``capability`` points of a lot close: Cpk (Cpl/Cpu for one limit) with the 95 %
+    interval, over the values that are not suspect (daq/quality/lotreview.py).
+    """
+    points = []
+    for (measurement, feature, _), found in sorted(values.items()):
+        judged = [p for p in found if p.fields["status"] != "suspect"]
+        if len(judged) < MIN_CAPABILITY_N:
+            continue
+        low, high = judged[0].fields.get("low"), judged[0].fields.get("high")
+        limits = Limits(
+            low if isinstance(low, float) else None, high if isinstance(high, float) else None
+        )
+        cap = capability_of([_value(p) for p in judged], limits)
+        index = (
+            "Cpk"
+            if limits.low is not None and limits.high is not None
+            else ("Cpl" if limits.low is not None else "Cpu")
+        )
+        assert cap.cpk is not None
+        tags = {"bench": BENCH, **ctx.tags(), "of": measurement, "feature": feature}
+        fields: dict[str, FieldValue] = {
+            "value": cap.cpk.value,
+            "lower": cap.cpk.lower,
+            "upper": cap.cpk.upper,
+            "n": cap.n,
+            "mean": cap.mean,
+        }
+        points.append(Point("capability", {**tags, "index": index}, fields, t))
+    return points
+
+
+def _progress(lot: str, ctx: LotContext, times: tuple[int, ...]) -> list[Point]:
+    """``lot_progress`` per defect class at lot start, after each visual entry and at close."""
+    points = []
+    for t, inspected in zip(times, (0, *VISUAL_ENTRIES, VISUAL_ENTRIES[-1]), strict=True):
+        for defect_class, aql in AQL.items():
+            plan = class_plan(LOT_SIZE, aql, "II", "normal")
+            nonconforming = sum(
+                1 for at, c in FINDINGS[lot] if c == defect_class and at <= inspected
+            )
+            fields: dict[str, FieldValue] = {
+                "inspected": min(inspected, plan.sample_size),
+                "sample_size": plan.sample_size,
+                "nonconforming": nonconforming,
+                "accept": plan.accept,
+                "reject": plan.reject,
+                "aql": aql,
+                "state": plan.state,
+                "code_letter": plan.code_letter,
+            }
+            tags = {"bench": BENCH, **ctx.tags(), "defect_class": defect_class}
+            points.append(Point("lot_progress", tags, fields, t))
+    return points
+
+
 def session(now_ns: int | None = None, seed: int = 7) -> list[Point]:
     """Every point of the simulated session, oldest first."""
     rng = random.Random(seed)
     now = time.time_ns() if now_ns is None else now_ns
     start = now - 50 * MINUTE
     points: list[Point] = []
+    #: (mean, σ) per (measurement, feature, instrument), fixed when the golden lot closes.
+    baseline: dict[Key, tuple[float, float]] = {}
+
+    def z(key: Key, value: float) -> float | None:
+        """The shift from the golden-sample baseline, in σ, once there is one."""
+        if key not in baseline:
+            return None
+        mean, sigma = baseline[key]
+        return (value - mean) / sigma
 
     # Chamber: a reading a minute, band 33-37 °C, two excursions; setpoint 35 °C.
     for i in range(50):
@@ -139,9 +269,9 @@ def session(now_ns: int | None = None, seed: int = 7) -> list[Point]:
             t = t0 + i * MINUTE
             au = 1.0 + rng.gauss(0, 0.04) - (0.02 * i if bulk else 0.0)
             ni = 3.0 + rng.gauss(0, 0.1)
-            for feature, value, limits, mean, sigma in (
-                ("layer_Au", au, (0.75, 1.5, 0.05), 1.0, 0.04),
-                ("layer_Ni", ni, (2.5, 4.0, 0.1), 3.0, 0.1),
+            for feature, value, limits in (
+                ("layer_Au", au, (0.75, 1.5, 0.05)),
+                ("layer_Ni", ni, (2.5, 4.0, 0.1)),
             ):
                 points.append(
                     _measurement(
@@ -154,7 +284,7 @@ def session(now_ns: int | None = None, seed: int = 7) -> list[Point]:
                         t,
                         limits,
                         ctx,
-                        baseline_z=(value - mean) / sigma if bulk else None,
+                        baseline_z=z(("thickness", feature, XRF), value),
                         extra=(
                             ("uncertainty", 0.02),
                             ("application", "Au-Ni-Brass"),
@@ -175,7 +305,7 @@ def session(now_ns: int | None = None, seed: int = 7) -> list[Point]:
                     t + 10**9,
                     (25.0, None, 2.0),
                     ctx,
-                    baseline_z=(pull - 40.0) / 3.0 if bulk else None,
+                    baseline_z=z(("force", "jump_ring_pull", GAUGE), pull),
                     scaled=(("break_force", pull),),
                     extra=(
                         ("outcome", "broke"),
@@ -209,6 +339,13 @@ def session(now_ns: int | None = None, seed: int = 7) -> list[Point]:
                 )
             )
         decision_t = t0 + 13 * MINUTE
+        values = _lot_values(points, lot)
+        if not bulk:
+            baseline, fixed = _baselines(values, ctx, decision_t)
+            points.extend(fixed)
+        points.extend(_capability(values, ctx, decision_t))
+        visual = tuple(t0 + (4 * k + 3) * MINUTE + 40 * 10**9 for k in range(len(VISUAL_ENTRIES)))
+        points.extend(_progress(lot, ctx, (t0 - 20 * 10**9, *visual, decision_t)))
         points.append(
             Point(
                 "lot_decision",
@@ -261,8 +398,8 @@ def session(now_ns: int | None = None, seed: int = 7) -> list[Point]:
                         "severity": "warning",
                         "statistic": 5.4,
                         "limit": 4.0,
-                        "baseline_mean": 1.0,
-                        "baseline_sigma": 0.04,
+                        "baseline_mean": baseline[("thickness", "layer_Au", XRF)][0],
+                        "baseline_sigma": baseline[("thickness", "layer_Au", XRF)][1],
                         "baseline_version": 1,
                         "evidence_indices": "7,8,9",
                         "evidence_times_ns": "1,2,3",

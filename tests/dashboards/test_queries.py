@@ -165,3 +165,67 @@ def test_lot_review_compares_golden_sample_with_bulk(influxd, loaded):
 def test_session_timestamps_are_within_the_last_hour():
     now = time.time_ns()
     assert all(now - 3600 * 10**9 < p.time_ns <= now for p in session(now))
+
+
+def _rows(
+    influxd: InfluxServer, db: str, query: str
+) -> list[tuple[dict[str, str], list[dict[str, Any]]]]:
+    """Each series' tags and its rows as column → value."""
+    return [
+        (s.get("tags", {}), [dict(zip(s["columns"], row, strict=True)) for row in s["values"]])
+        for s in series(influxd, db, query)
+    ]
+
+
+def _query(board: dict[str, Any], title: str, ref: str = "A") -> str:
+    (panel,) = [p for p in board["panels"] if p["title"].startswith(title)]
+    (found,) = [t["query"] for t in panel["targets"] if t["refId"] == ref]
+    return str(found)
+
+
+def test_spc_control_limits_run_from_the_golden_baseline_to_the_end(influxd, loaded):
+    board = json.loads((build.ROOT / "json" / "hallmark-thickness-spc.json").read_text())
+    values = resolve_variables(influxd, loaded, board)
+    limits = substitute(_query(board, "Thickness", "B"), values)
+    found = _rows(influxd, loaded, limits)
+    assert {tags["feature"] for tags, _ in found} == {"layer_Au", "layer_Ni"}
+    for _, rows in found:
+        first = next(i for i, r in enumerate(rows) if r["UCL"] is not None)
+        filled = rows[first:]
+        assert first > 0 and len(filled) > 30  # from the golden lot's close to "now"
+        assert len({(r["baseline mean"], r["UCL"], r["LCL"]) for r in filled}) == 1
+        mean, ucl, lcl = filled[-1]["baseline mean"], filled[-1]["UCL"], filled[-1]["LCL"]
+        assert abs((ucl - mean) - (mean - lcl)) < 1e-9 and lcl < mean < ucl
+    # A single layer, as each repeated panel sees it, keeps to its own feature.
+    single = substitute(_query(board, "Thickness", "B"), {**values, "layer": "Au"})
+    assert [tags["feature"] for tags, _ in _rows(influxd, loaded, single)] == ["layer_Au"]
+
+
+def test_lot_review_shows_capability_and_sampling_progress(influxd, loaded):
+    board = json.loads((build.ROOT / "json" / "hallmark-lot-review.json").read_text())
+    values = resolve_variables(influxd, loaded, board)
+    capability = {
+        (tags["feature"], tags["phase"]): (tags["index"], rows[-1])
+        for tags, rows in _rows(influxd, loaded, substitute(_query(board, "Process"), values))
+    }
+    index, golden = capability[("jump_ring_pull", "golden-sample")]
+    _, bulk = capability[("jump_ring_pull", "bulk")]
+    assert index == "Cpl"  # a minimum only
+    assert capability[("layer_Au", "bulk")][0] == "Cpk"
+    assert bulk["upper"] < golden["value"]  # the bulk lot's weaker pull is out of the interval
+    for _, row in capability.values():
+        assert row["lower"] < row["value"] < row["upper"] and row["n"] >= 5
+    progress = {
+        (tags["lot"], tags["defect_class"]): rows[-1]
+        for tags, rows in _rows(influxd, loaded, substitute(_query(board, "Acceptance"), values))
+    }
+    assert len(progress) == 6
+    rejected = progress[("L-B-02", "major")]
+    assert rejected["nonconforming"] >= rejected["reject"]
+    for row in progress.values():
+        assert row["inspected"] <= row["sample_size"] and row["accept"] < row["reject"]
+    assert all(
+        row["nonconforming"] <= row["accept"]
+        for (lot, _), row in progress.items()
+        if lot == "L-GS-01"
+    )
