@@ -188,3 +188,31 @@ register(
         check_options=xrf_telegram.check_options,
     )
 )
+
+# -- More Modbus chamber controllers: map files in drivers/maps/, the same generic driver ------
+
+register(
+    DriverEntry(
+        name="watlow_ezzone_pm",
+        family="chamber",
+        mode="poll",
+        description="Watlow EZ-ZONE PM controller over Modbus RTU (Modbus enabled, not Std Bus)",
+        options=modbus_controller.ModbusControllerOptions,
+        check_address=parse_address,
+        build=lambda s, o: modbus_controller.build(s, o, "watlow_ezzone_pm"),
+        check_options=_check_map,
+    )
+)
+
+register(
+    DriverEntry(
+        name="eurotherm_3200",
+        family="chamber",
+        mode="poll",
+        description="Eurotherm 3200 controller over Modbus RTU (scaled integers, 1 decimal)",
+        options=modbus_controller.ModbusControllerOptions,
+        check_address=parse_address,
+        build=lambda s, o: modbus_controller.build(s, o, "eurotherm_3200"),
+        check_options=_check_map,
+    )
+)
