@@ -66,3 +66,9 @@ def test_bad_map_is_explained(tmp_path):
     )
     with pytest.raises(ValueError, match="unit = 'display' but the map has no"):
         load_map(path)
+
+
+@pytest.mark.parametrize("name", ["watlow_f4t", "watlow_ezzone_pm", "eurotherm_3200"])
+def test_every_shipped_map_loads(name):
+    m = load_map(MAPS_DIR / f"{name}.toml")
+    assert any(p.channel == "temperature" for p in m.point)
