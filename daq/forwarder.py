@@ -167,7 +167,13 @@ class Forwarder:
                 set_state("down", str(exc))
                 delay = self.backoff.next(exc.retry_after)
                 if deadline is not None:
-                    return  # stopping: what is left stays in the journal for the next start
+                    # Stopping: keep trying until the drain time is up; what is left then
+                    # stays in the journal for the next start.
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return
+                    await asyncio.sleep(min(delay, left))
+                    continue
                 await _wait(stop, delay)
                 continue
             if self.stats.state == "down":
