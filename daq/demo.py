@@ -195,6 +195,11 @@ def _summary(runtime: object, printer: _Printer, journal: Path) -> None:
             f" verdicts: {c['pass']} pass, {c['marginal']} marginal, {c['fail']} fail;"
             f" {h.errors} errors, {h.reconnects} reconnects"
         )
+    for name, exp in runtime.exposure.items():
+        print(
+            f"  {name:<13} salt-spray exposure valid for {exp.valid_s:.0f} s"
+            f" ({exp.excursions} excursion(s) out of 35 ± 2 °C stopped the clock)"
+        )
     with Journal(journal, readonly=True) as j:
         events = j.latest(1000, "event")
         print(f"  journal: {j.count()} rows ({j.count('chamber')} chamber, {len(events)} events)")

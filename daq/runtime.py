@@ -34,6 +34,8 @@ from daq.instrument import Driver
 from daq.journal import Journal, JournalError
 from daq.judging import JudgeStage
 from daq.model import FieldValue, LotContext, Measurement, Point, Sample
+from daq.quality.exposure import ExposureState
+from daq.quality.exposure import observe as observe_exposure
 from daq.units import Normalizer
 
 __all__ = ["InstrumentHealth", "Runtime", "RuntimeSettings", "Scheduled"]
@@ -125,6 +127,9 @@ class Runtime:
         self.journal_failures = 0
         self._normalizer = Normalizer()
         self._flags: dict[tuple[str, str], frozenset[str]] = {}
+        # Salt-spray exposure validity per chamber (daq/quality/exposure.py).
+        self._exposure: dict[str, ExposureState] = {}
+        self._intervals = {s.driver.name: s.interval or 1.0 for s in self.instruments}
         self._backlog: dict[str, int] = {}
         self._queue: asyncio.Queue[Point] = asyncio.Queue()
         self._stop = asyncio.Event()
@@ -143,6 +148,11 @@ class Runtime:
     def stop(self) -> None:
         """Ask every task to finish (safe to call from a signal handler)."""
         self._stop.set()
+
+    @property
+    def exposure(self) -> dict[str, ExposureState]:
+        """Valid exposure so far per chamber (salt-spray validity)."""
+        return dict(self._exposure)
 
     @property
     def stopping(self) -> bool:
@@ -270,6 +280,8 @@ class Runtime:
             self._watch_flags(reading.sample)
             m = self.judge.judge(reading, ctx)
             self._queue.put_nowait(m.to_point())
+            if m.verdict.margin is not None and _is_exposure_zone(reading.sample):
+                self._account_exposure(m)
             if self.drift is not None and m.baseline_z is not None:
                 for event in self.drift.check(m):
                     log.warning("%s", event.fields["message"])
@@ -277,6 +289,38 @@ class Runtime:
             health.measurements += 1
             if self.observer is not None:
                 self.observer(m)
+
+    def _account_exposure(self, m: Measurement) -> None:
+        """Valid exposure time and excursions of a chamber's exposure zone."""
+        s = m.reading.sample
+        assert m.verdict.margin is not None
+        state = self._exposure.get(s.instrument, ExposureState())
+        state, started, ended = observe_exposure(
+            state,
+            s.time_ns,
+            m.reading.value,
+            m.verdict.margin,
+            max_gap_s=3.0 * self._intervals.get(s.instrument, 1.0),
+        )
+        self._exposure[s.instrument] = state
+        band = f"{m.verdict.low}–{m.verdict.high} {m.reading.unit}"
+        if started is not None:
+            text = f"temperature {m.reading.value:.2f} {m.reading.unit} is outside {band}"
+            log.warning("%s: excursion: %s; exposure stops counting", s.instrument, text)
+            self._event(s.instrument, "chamber_excursion_started", "warning", text)
+        if ended is not None and ended.duration_s is not None:
+            text = (
+                f"excursion over after {ended.duration_s:.0f} s (worst {ended.worst:.2f}"
+                f" {m.reading.unit}, band {band})"
+            )
+            log.warning("%s: %s", s.instrument, text)
+            tags = {"bench": self.settings.bench, "instrument": s.instrument,
+                    "kind": "chamber_excursion", **m.context.tags()}  # fmt: skip
+            fields: dict[str, FieldValue] = {
+                "message": text, "severity": "warning", "start_ns": ended.start_ns,
+                "end_ns": s.time_ns, "duration_s": ended.duration_s, "worst": ended.worst,
+            }  # fmt: skip
+            self._queue.put_nowait(Point("event", tags, fields, s.time_ns))
 
     def _watch_flags(self, s: Sample) -> None:
         """Say it once when a driver starts (or stops) flagging a channel."""
@@ -406,6 +450,20 @@ class Runtime:
                 now,
             )
         )
+        ctx = self.context().tags()
+        for name, exp in self._exposure.items():
+            self._queue.put_nowait(
+                Point(
+                    "exposure",
+                    {"bench": self.settings.bench, "instrument": name, **ctx},
+                    {
+                        "valid_hours": exp.valid_hours,
+                        "excursions": exp.excursions,
+                        "in_tolerance": bool(exp.last_ok),
+                    },
+                    now,
+                )
+            )
         for f in self.forwarders:
             s = f.stats
             self._queue.put_nowait(
@@ -442,3 +500,8 @@ def describe_flag(flag: str) -> str:
         change = flag.split(":", 1)[1].replace("->", " to ")
         return f"unit changed at the instrument ({change}); values are converted"
     return flag
+
+
+def _is_exposure_zone(s: Sample) -> bool:
+    """The reading of a chamber's exposure zone, whose time in tolerance is exposure."""
+    return s.measurement == "chamber" and s.channel == "temperature"

@@ -259,6 +259,17 @@ async def test_every_fault_knob_keeps_the_rest_running(tmp_path, caplog):
     ]
     assert any(p.fields["status"] == "fail" for p in bad_temps)  # the excursion is judged
     assert all(p.fields["value"] > 20 for p in bad_temps)  # no wrong-word-order garbage kept
+    # salt-spray exposure counts only in tolerance: the door-open excursion stops the clock
+    good_exp, bad_exp = runtime.exposure["good-chamber"], runtime.exposure["bad-chamber"]
+    assert good_exp.excursions == 0
+    assert good_exp.valid_s >= 0.8 * duration
+    assert bad_exp.excursions >= 1 and bad_exp.valid_s < good_exp.valid_s
+    with Journal(tmp_path / "journal.db", readonly=True) as j:
+        kinds = [e.tags["kind"] for e in j.latest(10_000, "event")]
+        exposure = j.latest(100, "exposure")
+    assert "chamber_excursion_started" in kinds
+    assert {p.tags["instrument"] for p in exposure} == {"good-chamber", "bad-chamber"}
+    assert max(p.fields["valid_hours"] for p in exposure) > 0
 
 
 def test_demo_against_influxdb_matches_export(tmp_path, influxd):
