@@ -58,7 +58,7 @@ def test_kill_9_loses_nothing_and_duplicates_nothing(tmp_path, influxd, influx_d
     assert final.returncode == 0, final.stderr
     assert "0 still waiting in the journal" in final.stderr
     with Journal(journal, readonly=True) as j:
-        counts = {m: j.count(m) for m in ("chamber", "event", "daq_health")}
+        counts = {m: j.count(m) for m in ("chamber", "event", "daq_health", "exposure")}
     assert counts["chamber"] > TRIALS * 40
     for measurement, n in counts.items():
         assert influxd.count(measurement, influx_db) == n, measurement

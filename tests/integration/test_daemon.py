@@ -56,7 +56,7 @@ def exported(victoria, expected, limit_s=20.0):
 
 def journal_counts(path):
     with Journal(path, readonly=True) as j:
-        return {m: j.count(m) for m in ("chamber", "event", "daq_health")}
+        return {m: j.count(m) for m in ("chamber", "event", "daq_health", "exposure")}
 
 
 async def test_forwards_to_influxdb_v1(tmp_path, influxd, influx_db):
@@ -307,7 +307,9 @@ def test_demo_against_influxdb_matches_export(tmp_path, influxd):
     )
     lines = export.stdout.splitlines()
     assert lines
-    in_influx = sum(influxd.count(m, db) for m in ("chamber", "event", "daq_health"))
+    measurements = {line.split(",", 1)[0] for line in lines}
+    assert {"chamber", "event", "daq_health", "exposure"} <= measurements
+    in_influx = sum(influxd.count(m, db) for m in measurements)
     assert in_influx == len(lines)
     tail = subprocess.run(
         [*daq, "tail", "--journal", str(journal), "-n", "5"],
