@@ -25,6 +25,7 @@ from daq.runtime import Runtime, RuntimeSettings, Scheduled
 from daq.sinks import InfluxV1Sink, InfluxV2Sink, Sink
 from daq.skuspec import SpecLibrary
 from daq.specs import ConfiguredLimits
+from daq.status import notify, status_path, write_status
 from drivers.registry import build_driver, check_instrument
 
 __all__ = ["build_sink", "configure_logging", "load", "run_bench"]
@@ -155,6 +156,13 @@ async def run_bench(
     path = config.journal_path(base)
     with Journal(path, synchronous=config.journal.synchronous) as journal:
         runtime = build_runtime(config, base, journal, observer)
+        where = status_path(path)
+
+        def report(rt: Runtime) -> None:
+            write_status(where, rt.status())
+            notify("WATCHDOG=1")
+
+        runtime.on_health = report
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runtime.stop)
@@ -169,9 +177,11 @@ async def run_bench(
         )
         if on_started is not None:
             on_started(runtime)
+        notify(f"READY=1\nSTATUS=bench {config.bench.id}: {len(runtime.instruments)} instrument(s)")
         try:
             await runtime.run(duration)
         finally:
+            notify("STOPPING=1")
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
         for name, h in runtime.health.items():

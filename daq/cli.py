@@ -6,6 +6,8 @@
     daq demo [--duration S] [...]         simulators + daemon on a generated config
     daq tail [--journal PATH] [-n N]      the latest measurements, human-readable
     daq export [--journal PATH] --format lp   the journal as line protocol on stdout
+    daq status CONFIG                     the running daemon's health (from its status file)
+    daq lot / enter / po-check / plan     lots, operator entries, PO readiness, sampling plans
 
 Exit codes: 0 success, 1 a problem the message explains (bad config, missing journal),
 2 wrong usage.
@@ -17,6 +19,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("-n", type=int, default=20)
 
     add_commands(sub)
+
+    st = sub.add_parser("status", help="the running daemon's health, backlog and quarantine")
+    st.add_argument("config", type=Path)
 
     e = sub.add_parser("export", help="write the journal out")
     e.add_argument("--journal", type=Path, default=DEFAULT_JOURNAL)
@@ -185,6 +191,55 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return serve(args.host, args.port, args.seed, args.scenario)
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from daq.app import load
+    from daq.status import read_status, status_path
+
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        print(f"{args.config}: config problems:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    journal = config.journal_path(args.config.resolve().parent)
+    try:
+        status = read_status(status_path(journal))
+    except (FileNotFoundError, ValueError):
+        print(f"no status from a daemon of this bench yet ({status_path(journal)})")
+        return 1
+    age = (time.time_ns() - int(status["written_ns"])) / 1e9
+    stale = age > 3 * config.bench.health_interval
+    state = "STOPPED" if status.get("stopping") else ("NOT ANSWERING?" if stale else "running")
+    print(f"bench {status['bench']}: {state} (pid {status['pid']}, status {age:.0f} s old)")
+    for name, h in status["instruments"].items():
+        online = "online " if h["online"] else "OFFLINE"
+        line = (
+            f"  {name:<18} {online} {h['polls']} polls, {h['measurements']} measurements,"
+            f" {h['errors']} errors, {h['reconnects']} reconnects, latency {h['latency_ms']} ms"
+        )
+        if h.get("last_error"):
+            line += f"\n  {'':<18} last problem: {h['last_error']}"
+        print(line)
+    for name, e in status.get("exposure", {}).items():
+        print(f"  {name:<18} exposure valid {e['valid_hours']:.2f} h, {e['excursions']} excursions")
+    j = status["journal"]
+    print(f"  journal {j['path']}: {j['accepted']} accepted, {j['write_failures']} write failures")
+    for f in status["forwarders"]:
+        backlog = f["backlog"] if f["backlog"] is not None else "?"
+        print(
+            f"  {f['sink']}: {f['state']}, {f['written']} written, {backlog} waiting,"
+            f" {f['retries']} retries" + (f" — {f['last_error']}" if f["last_error"] else "")
+        )
+    with Journal(journal, readonly=True) as jr:
+        quarantined = jr.quarantined()
+    if quarantined:
+        print(f"  {len(quarantined)} row(s) in quarantine (refused by the database):")
+        for q in quarantined[-5:]:
+            print(f"    row {q.row_id} for {q.sink}: {q.message}")
+    return 0
+
+
 def _cmd_tail(args: argparse.Namespace) -> int:
     try:
         with Journal(args.journal, readonly=True) as journal:
@@ -227,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(args)
     if args.command == "tail":
         return _cmd_tail(args)
+    if args.command == "status":
+        return _cmd_status(args)
     if args.command in ("lot", "enter", "po-check", "plan"):
         return run_command(args)
     return _cmd_export(args)

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from daq.backoff import Backoff
 from daq.driftwatch import DriftWatch
@@ -111,6 +113,7 @@ class Runtime:
         forwarders: Sequence[Forwarder] = (),
         observer: MeasurementObserver | None = None,
         drift: DriftWatch | None = None,
+        on_health: Callable[[Runtime], None] | None = None,
     ) -> None:
         self.settings = settings
         self.instruments = list(instruments)
@@ -120,6 +123,9 @@ class Runtime:
         self.forwarders = list(forwarders)
         self.observer = observer
         self.drift = drift
+        #: Called after every health write and once at the end (status file, watchdog).
+        self.on_health = on_health
+        self.started_ns = time.time_ns()
         self.health: dict[str, InstrumentHealth] = {
             s.driver.name: InstrumentHealth() for s in self.instruments
         }
@@ -192,6 +198,11 @@ class Runtime:
             await writer
             self._committed.set()
             await asyncio.gather(*fwd, return_exceptions=True)
+            for f in self.forwarders:
+                self._backlog[f.key] = await asyncio.get_running_loop().run_in_executor(
+                    self._io, self.journal.backlog, f.key
+                )
+            self._report()
         finally:
             for t in [*tasks, writer, *fwd]:
                 t.cancel()
@@ -419,9 +430,51 @@ class Runtime:
                     self._io, self.journal.backlog, f.key
                 )
             self._write_health()
+            self._report()
             if self.settings.retention_days > 0 and time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + 3600.0
                 await loop.run_in_executor(self._io, self._prune)
+
+    def _report(self) -> None:
+        if self.on_health is None:
+            return
+        try:
+            self.on_health(self)
+        except (OSError, ValueError) as exc:
+            log.warning("cannot write the status: %s", exc)
+
+    def status(self) -> dict[str, Any]:
+        """The daemon's state in plain data, for the status file and `daq status`."""
+        return {
+            "bench": self.settings.bench,
+            "pid": os.getpid(),
+            "started_ns": self.started_ns,
+            "stopping": self._stop.is_set(),
+            "instruments": {
+                name: {**h.fields(), "last_error": h.last_error} for name, h in self.health.items()
+            },
+            "journal": {
+                "path": str(self.journal.path),
+                "accepted": self.accepted,
+                "write_failures": self.journal_failures,
+            },
+            "forwarders": [
+                {
+                    "sink": f.key,
+                    "state": f.stats.state,
+                    "last_error": f.stats.last_error,
+                    "written": f.stats.written,
+                    "quarantined": f.stats.quarantined,
+                    "retries": f.stats.retries,
+                    "backlog": self._backlog.get(f.key),
+                }
+                for f in self.forwarders
+            ],
+            "exposure": {
+                name: {"valid_hours": e.valid_hours, "excursions": e.excursions}
+                for name, e in self._exposure.items()
+            },
+        }
 
     def _prune(self) -> None:
         cutoff = time.time_ns() - int(self.settings.retention_days * 86400e9)
