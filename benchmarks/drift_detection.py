@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,19 +54,19 @@ BLOCK = 256
 # --- vectorised detectors (state over runs) -------------------------------------------------
 
 
-class Detector:
+class Detector(ABC):
     name = ""
 
-    def start(self, runs: int) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def start(self, runs: int) -> None: ...
 
+    @abstractmethod
     def update(self, x: np.ndarray) -> np.ndarray:
         """Feed one point per run; return which runs alarm now."""
-        raise NotImplementedError
 
+    @abstractmethod
     def keep(self, mask: np.ndarray) -> None:
         """Drop the runs that are finished."""
-        raise NotImplementedError
 
 
 class Shewhart(Detector):
