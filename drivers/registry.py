@@ -22,7 +22,14 @@ from drivers.modbus_map import load_map
 from drivers.transport.modbus import parse_address
 from drivers.transport.serial import parse_line_address
 
-__all__ = ["REGISTRY", "DriverEntry", "build_driver", "check_instrument", "register"]
+__all__ = [
+    "REGISTRY",
+    "DriverEntry",
+    "build_driver",
+    "check_instrument",
+    "register",
+    "register_map_controller",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,18 +68,24 @@ def _check_map(options: modbus_controller.ModbusControllerOptions) -> list[tuple
     return []
 
 
-register(
-    DriverEntry(
-        name="watlow_f4t",
-        family="chamber",
-        mode="poll",
-        description="Watlow F4T chamber controller over Modbus TCP/RTU",
-        options=modbus_controller.ModbusControllerOptions,
-        check_address=parse_address,
-        build=lambda s, o: modbus_controller.build(s, o, "watlow_f4t"),
-        check_options=_check_map,
+def register_map_controller(name: str, description: str) -> None:
+    """Register a Modbus controller served by the generic driver with drivers/maps/<name>.toml:
+    a new controller is a map file and this one call."""
+    register(
+        DriverEntry(
+            name=name,
+            family="chamber",
+            mode="poll",
+            description=description,
+            options=modbus_controller.ModbusControllerOptions,
+            check_address=parse_address,
+            build=lambda s, o: modbus_controller.build(s, o, name),
+            check_options=_check_map,
+        )
     )
-)
+
+
+register_map_controller("watlow_f4t", "Watlow F4T chamber controller over Modbus TCP/RTU")
 
 
 register(
@@ -191,28 +204,10 @@ register(
 
 # -- More Modbus chamber controllers: map files in drivers/maps/, the same generic driver ------
 
-register(
-    DriverEntry(
-        name="watlow_ezzone_pm",
-        family="chamber",
-        mode="poll",
-        description="Watlow EZ-ZONE PM controller over Modbus RTU (Modbus enabled, not Std Bus)",
-        options=modbus_controller.ModbusControllerOptions,
-        check_address=parse_address,
-        build=lambda s, o: modbus_controller.build(s, o, "watlow_ezzone_pm"),
-        check_options=_check_map,
-    )
+register_map_controller(
+    "watlow_ezzone_pm",
+    "Watlow EZ-ZONE PM controller over Modbus RTU (Modbus enabled, not Std Bus)",
 )
-
-register(
-    DriverEntry(
-        name="eurotherm_3200",
-        family="chamber",
-        mode="poll",
-        description="Eurotherm 3200 controller over Modbus RTU (scaled integers, 1 decimal)",
-        options=modbus_controller.ModbusControllerOptions,
-        check_address=parse_address,
-        build=lambda s, o: modbus_controller.build(s, o, "eurotherm_3200"),
-        check_options=_check_map,
-    )
+register_map_controller(
+    "eurotherm_3200", "Eurotherm 3200 controller over Modbus RTU (scaled integers, 1 decimal)"
 )
