@@ -21,7 +21,9 @@ from daq.judging import JudgeStage
 from daq.lots import LotStore
 from daq.model import Limits, Measurement
 from daq.quality.drift import DriftSettings
+from daq.runs import RunStore, cabinets
 from daq.runtime import Runtime, RuntimeSettings, Scheduled
+from daq.runwatch import RunWatch
 from daq.sinks import InfluxV1Sink, InfluxV2Sink, Sink
 from daq.skuspec import SpecLibrary
 from daq.specs import ConfiguredLimits
@@ -101,6 +103,10 @@ def build_runtime(
             )
         )
     state = BenchState(LotStore(journal.path), config.lot.context())
+    periodic = []
+    if cabinets(config):
+        periodic.append(RunWatch(config, journal, RunStore(journal.path)).tick)
+    zones = {(c.zone, c.zone_channel) for c in config.cabinet} if config.cabinet else None
     return Runtime(
         RuntimeSettings(
             bench=config.bench.id,
@@ -115,6 +121,8 @@ def build_runtime(
         forwarders=forwarders,
         observer=observer,
         drift=drift_watch(config, state, journal),
+        periodic=periodic,
+        exposure_zones=zones,
     )
 
 

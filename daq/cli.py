@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from daq import chambercli
 from daq.errors import ConfigError, HallmarkError
 from daq.journal import Journal
 from daq.lineprotocol import encode
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("-n", type=int, default=20)
 
     add_commands(sub)
+    chambercli.add_commands(sub)
 
     st = sub.add_parser("status", help="the running daemon's health, backlog and quarantine")
     st.add_argument("config", type=Path)
@@ -284,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_tail(args)
     if args.command == "status":
         return _cmd_status(args)
+    if args.command == "chamber":
+        return chambercli.run_command(args)
     if args.command in ("lot", "enter", "po-check", "plan"):
         return run_command(args)
     return _cmd_export(args)

@@ -27,6 +27,7 @@ from daq.model import Limits, LotContext, Phase
 
 __all__ = [
     "BenchConfig",
+    "CabinetConfig",
     "Config",
     "DriftConfig",
     "InfluxConfig",
@@ -168,6 +169,34 @@ class InstrumentConfig(_Strict):
     limits: dict[str, LimitConfig] = Field(default_factory=dict)
 
 
+class CabinetConfig(_Strict):
+    """A salt-spray cabinet (ASTM B117 / ISO 9227 NSS) made of the instruments that watch it.
+
+    Exposure counts as valid only while the zone's temperature, the saturator's temperature
+    (when one is named) and the operator's latest pH and collection-rate entries are all within
+    their limits (the named instruments' ``[instrument.limits.*]``).
+    """
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    #: The instrument whose channel ``zone_channel`` is the exposure zone's temperature.
+    zone: Annotated[str, Field(min_length=1)]
+    zone_channel: str = "temperature"
+    #: The instrument measuring the saturator (bubble tower), if the cabinet has one.
+    saturator: str | None = None
+    saturator_channel: str = "temperature"
+    #: The instrument the operator's pH and collection-rate entries are made against
+    #: (``daq enter chamber --instrument``); the zone instrument when left out.
+    manual: str | None = None
+    standard: str = "ASTM B117"
+    #: Two zone readings further apart than this leave the time between them unaccounted
+    #: (default: three of the zone's poll intervals).
+    max_gap_s: PositiveSeconds | None = None
+
+    @property
+    def manual_instrument(self) -> str:
+        return self.manual or self.zone
+
+
 class Config(_Strict):
     schema_: Annotated[int, Field(alias="schema")]
     bench: BenchConfig
@@ -177,6 +206,7 @@ class Config(_Strict):
     specs: SpecsConfig = SpecsConfig()
     drift: DriftConfig = DriftConfig()
     instrument: list[InstrumentConfig] = Field(default_factory=list)
+    cabinet: list[CabinetConfig] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -260,6 +290,8 @@ def parse_config(
     # driver, so that one run of `daq check` lists every problem.
     instruments = config.instrument if config is not None else _valid_parts(raw)
     problems.extend(_instrument_problems(instruments, file, check_instrument))
+    if config is not None:
+        problems.extend(_cabinet_problems(config, file))
     influx = config.influx if config is not None else _valid_influx(raw)
     if influx is not None:
         problems.extend(_secret_problems(influx, file))
@@ -301,6 +333,25 @@ def _instrument_problems(
         if check_instrument is not None:
             for key, message in check_instrument(inst):
                 problems.append(ConfigProblem(file, key, message, inst.name))
+    return problems
+
+
+def _cabinet_problems(config: Config, file: str) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    names = {i.name for i in config.instrument}
+    seen: set[str] = set()
+    for n, cab in enumerate(config.cabinet):
+        where = f"cabinet.{n + 1}"
+        if cab.name in seen or cab.name in names:
+            taken = f"'{cab.name}' is already the name of another cabinet or instrument"
+            problems.append(ConfigProblem(file, f"{where}.name", taken))
+        seen.add(cab.name)
+        for key in ("zone", "saturator", "manual"):
+            inst = getattr(cab, key)
+            if inst is not None and inst not in names:
+                problems.append(
+                    ConfigProblem(file, f"{where}.{key}", f"no instrument called '{inst}'")
+                )
     return problems
 
 

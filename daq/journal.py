@@ -256,6 +256,28 @@ class Journal:
             rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
         return [_decode(r)[1] for r in rows]
 
+    def instrument_points(
+        self,
+        measurement: str,
+        instruments: Sequence[str],
+        *,
+        after_id: int = 0,
+        since_ns: int = 0,
+        limit: int = 50_000,
+    ) -> list[tuple[int, Point]]:
+        """(row id, point) of these instruments' ``measurement`` rows with an id above
+        ``after_id`` and a time at or after ``since_ns``, in id order, at most ``limit``."""
+        sql = (
+            "SELECT id, time_ns, measurement, tags, fields FROM points"
+            " WHERE id > ? AND measurement = ? AND time_ns >= ?"
+            " AND json_extract(tags, '$.instrument') IN (SELECT value FROM json_each(?))"
+            " ORDER BY id LIMIT ?"
+        )
+        names = json.dumps(list(instruments))
+        with self._lock:
+            rows = self._db.execute(sql, (after_id, measurement, since_ns, names, limit)).fetchall()
+        return [_decode(r) for r in rows]
+
     def iter_points(self, chunk: int = 5000) -> Iterator[Point]:
         """Every row, oldest first, read in chunks."""
         last = 0

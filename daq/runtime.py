@@ -23,7 +23,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +114,8 @@ class Runtime:
         observer: MeasurementObserver | None = None,
         drift: DriftWatch | None = None,
         on_health: Callable[[Runtime], None] | None = None,
+        periodic: Sequence[Callable[[], Sequence[Point]]] = (),
+        exposure_zones: Collection[tuple[str, str]] | None = None,
     ) -> None:
         self.settings = settings
         self.instruments = list(instruments)
@@ -125,6 +127,12 @@ class Runtime:
         self.drift = drift
         #: Called after every health write and once at the end (status file, watchdog).
         self.on_health = on_health
+        #: Called in the journal's thread at every health tick; their points are journaled
+        #: (the run accounting of daq/runwatch.py).
+        self.periodic = list(periodic)
+        #: (instrument, channel) of the chambers' exposure zones; None: every chamber's
+        #: ``temperature`` channel.
+        self.exposure_zones = None if exposure_zones is None else frozenset(exposure_zones)
         self.started_ns = time.time_ns()
         self.health: dict[str, InstrumentHealth] = {
             s.driver.name: InstrumentHealth() for s in self.instruments
@@ -291,7 +299,7 @@ class Runtime:
             self._watch_flags(reading.sample)
             m = self.judge.judge(reading, ctx)
             self._queue.put_nowait(m.to_point())
-            if m.verdict.margin is not None and _is_exposure_zone(reading.sample):
+            if m.verdict.margin is not None and self._is_exposure_zone(reading.sample):
                 self._account_exposure(m)
             if self.drift is not None and m.baseline_z is not None:
                 for event in self.drift.check(m):
@@ -300,6 +308,14 @@ class Runtime:
             health.measurements += 1
             if self.observer is not None:
                 self.observer(m)
+
+    def _is_exposure_zone(self, s: Sample) -> bool:
+        """The reading of a chamber's exposure zone, whose time in tolerance is exposure."""
+        if s.measurement != "chamber":
+            return False
+        if self.exposure_zones is None:
+            return s.channel == "temperature"
+        return (s.instrument, s.channel) in self.exposure_zones
 
     def _account_exposure(self, m: Measurement) -> None:
         """Valid exposure time and excursions of a chamber's exposure zone."""
@@ -430,6 +446,14 @@ class Runtime:
                     self._io, self.journal.backlog, f.key
                 )
             self._write_health()
+            for hook in self.periodic:
+                try:
+                    points = await loop.run_in_executor(self._io, hook)
+                except Exception:
+                    log.exception("periodic accounting failed; it is tried again next tick")
+                    continue
+                for point in points:
+                    self._queue.put_nowait(point)
             self._report()
             if self.settings.retention_days > 0 and time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + 3600.0
@@ -553,8 +577,3 @@ def describe_flag(flag: str) -> str:
         change = flag.split(":", 1)[1].replace("->", " to ")
         return f"unit changed at the instrument ({change}); values are converted"
     return flag
-
-
-def _is_exposure_zone(s: Sample) -> bool:
-    """The reading of a chamber's exposure zone, whose time in tolerance is exposure."""
-    return s.measurement == "chamber" and s.channel == "temperature"

@@ -35,6 +35,10 @@ CANONICAL: dict[str, tuple[str, str]] = {
     "flow": ("mL/h", "milliliter / hour"),
     "duration": ("h", "hour"),
     "mass": ("mg", "milligram"),
+    #: A dead-weight load such as a Taber abraser's grams per wheel.
+    "load": ("g", "gram"),
+    #: Turntable or motor speed.
+    "speed": ("rpm", "revolution / minute"),
 }
 
 #: Quantities with no physical dimension: only these spellings are accepted, value unchanged.

@@ -53,3 +53,93 @@ def test_valid_time_never_exceeds_elapsed_time(steps):
     assert 0.0 <= state.valid_s <= (t_ns - first) / S + 1e-9
     assert opened - closed == (1 if state.open is not None else 0)
     assert state.excursions == opened
+
+
+# -- a cabinet: zone, saturator and the operator's daily checks gate the count -----------------
+
+from daq.quality.exposure import CabinetExposure  # noqa: E402
+
+
+def cabinet(events, max_gap_s=90.0):
+    """events: (t_s, kind, value) with kind zone (value = margin), saturator (ok), ph (ok),
+    collection_rate (ok)."""
+    c = CabinetExposure(max_gap_s=max_gap_s)
+    for t, kind, value in events:
+        if kind == "zone":
+            c.zone(t * S, 35.0 + value, value)
+        elif kind == "saturator":
+            c.saturator(value)
+        else:
+            c.manual(kind, t * S, value)
+    return c
+
+
+def test_a_failed_ph_entry_stops_the_count_until_a_good_one():
+    zone = [(t, "zone", 1.0) for t in range(0, 601, 60)]
+    events = sorted(
+        [*zone, (150, "ph", False), (390, "ph", True)], key=lambda e: (e[0], e[1] != "zone")
+    )
+    c = cabinet(events)
+    # 0-120 counted; the intervals 120-180 ... 360-420 each had pH out at some point; 420-600.
+    assert c.valid_hours * 3600 == pytest.approx(120 + 180)
+    assert c.lost_s["pH"] == pytest.approx(300)
+    assert c.lost_s["temperature"] == 0
+
+
+def test_the_saturator_out_of_band_stops_the_count_and_is_named():
+    events = [(0, "zone", 1.0), (60, "zone", 1.0), (90, "saturator", False), (120, "zone", 1.0),
+              (150, "saturator", True), (180, "zone", 1.0), (240, "zone", 1.0)]  # fmt: skip
+    c = cabinet(events)
+    # 60-120 saw the saturator out; 120-180 too (it was out at 120, back at 150).
+    assert c.valid_hours * 3600 == pytest.approx(60 + 60)
+    assert c.lost_s["saturator"] == pytest.approx(120)
+
+
+def test_losses_are_blamed_on_temperature_first_and_gaps_are_no_data():
+    events = [(0, "zone", 1.0), (60, "zone", -0.5), (120, "zone", 1.0), (180, "zone", 1.0),
+              (600, "zone", 1.0), (660, "zone", 1.0)]  # fmt: skip
+    c = cabinet(events)
+    assert c.valid_hours * 3600 == pytest.approx(120)
+    assert c.lost_s["temperature"] == pytest.approx(120)
+    assert c.lost_s["no data"] == pytest.approx(420)
+
+
+def test_missing_daily_checks_are_named():
+    c = cabinet([(0, "zone", 1.0), (10, "ph", True)])
+    assert c.missing_entries(20 * S) == ["no collection rate entered yet"]
+    assert c.missing_entries(30 * 3600 * S) == [
+        "pH last entered 30 h ago",
+        "no collection rate entered yet",
+    ]
+    with pytest.raises(ValueError, match="not a salt-spray daily check"):
+        c.manual("conductivity", 0, True)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 50),
+            st.sampled_from(["zone", "saturator", "ph", "collection_rate"]),
+            st.booleans(),
+            st.floats(-3, 3),
+        ),
+        max_size=60,
+    )
+)
+def test_valid_plus_lost_is_the_zone_time_and_never_more(steps):
+    c = CabinetExposure(max_gap_s=30.0)
+    t = 0
+    first = last = None
+    for dt, kind, ok, margin in steps:
+        t += dt
+        if kind == "zone":
+            c.zone(t * S, 35.0 + margin, margin)
+            first = t if first is None else first
+            last = t
+        elif kind == "saturator":
+            c.saturator(ok)
+        else:
+            c.manual(kind, t * S, ok)
+    span = 0 if first is None else last - first
+    assert c.state.valid_s + sum(c.lost_s.values()) == pytest.approx(span)
+    assert 0 <= c.state.valid_s <= span
