@@ -163,6 +163,14 @@ def instrument_variable(measurement: str = "daq_health") -> Any:
     )
 
 
+def run_variable() -> Any:
+    return tag_variable(
+        "run",
+        f'SHOW TAG VALUES FROM "exposure" WITH KEY = "run" WHERE {match("bench")}',
+        label="Salt-spray run",
+    )
+
+
 def annotation(name: str, query: str, color: str, text: str = "message") -> dict[str, Any]:
     """An InfluxQL annotation: the ``message`` column as text, tag columns as tags."""
     return {
@@ -498,6 +506,15 @@ def mechanical() -> Any:
         'SELECT "mode", "sample_unit", "entered_by", "feature"::tag, "lot"::tag, "phase"::tag '
         f'FROM "failure_mode" WHERE {where(*ctx)}'
     )
+    wear = (
+        'SELECT "value" AS "wear_index", "high" AS "max" '
+        f'FROM "abrasion" WHERE {where(*ctx, eq("feature", "wear_index"))} GROUP BY "lot"'
+    )
+    abrasion_tests = (
+        'SELECT "value" AS "cycles", "preset_cycles", "outcome", "load_g", "wheel", '
+        '"mean_speed_rpm", "flags", "instrument"::tag, "lot"::tag '
+        f'FROM "abrasion" WHERE {where(*ctx, eq("feature", "test"))}'
+    )
     panels = [
         g.TimeSeries(
             title="Pull and retention force vs minimum",
@@ -536,11 +553,26 @@ def mechanical() -> Any:
             targets=[target(tests, "A", fmt="table")],
             gridPos=pos(0, 17, 24, 10),
         ),
+        g.TimeSeries(
+            title="Taber wear index vs maximum (mg per 1000 cycles)",
+            description="ASTM D4060 wear index entered per coupon: a shortened cure wears faster.",
+            dataSource=DATASOURCE,
+            targets=[target(wear, "A", alias="$tag_lot $col")],
+            drawStyle="points",
+            pointSize=6,
+            gridPos=pos(0, 27, 12, 9),
+        ),
+        g.Table(
+            title="Abrasion tests (tester's counter)",
+            dataSource=DATASOURCE,
+            targets=[target(abrasion_tests, "A", fmt="table")],
+            gridPos=pos(12, 27, 12, 9),
+        ),
     ]
     return dashboard(
         "hallmark-mechanical",
         "Hallmark · Mechanical tests",
-        "Force and torque tests against their minimums, verdicts and failure modes.",
+        "Force and torque tests against their minimums, verdicts and failure modes; abrasion.",
         panels,
         [bench_variable(), sku_variable(), lot_variable(), phase_variable()],
         since="now-24h",
@@ -576,6 +608,32 @@ def chamber() -> Any:
         f"WHERE {where(*scope, eq('kind', 'instrument_offline'))}",
         "orange",
     )
+    runs = (match("bench"), match("run"))
+    per_run = (
+        'SELECT last("valid_hours") AS "valid_hours", last("target_hours") AS "target_hours", '
+        'last("excursions") AS "excursions", '
+        'last("lost_hours_temperature") AS "lost_temperature_h", '
+        'last("lost_hours_saturator") AS "lost_saturator_h", '
+        'last("lost_hours_ph") AS "lost_ph_h", '
+        'last("lost_hours_collection_rate") AS "lost_collection_h", '
+        'last("lost_hours_no_data") AS "lost_no_data_h" '
+        f'FROM "exposure" WHERE {where(*runs, eq("specimen", "", "="))} GROUP BY "run", "cabinet"'
+    )
+    over_time = (
+        'SELECT last("valid_hours") AS "valid_hours" '
+        f'FROM "exposure" WHERE {where(*runs, eq("specimen", "", "="))} '
+        'GROUP BY time($__interval), "run" fill(previous)'
+    )
+    per_specimen = (
+        'SELECT last("valid_hours") AS "valid_hours" '
+        f'FROM "exposure" WHERE {where(*runs, eq("specimen", "", "!="))} '
+        'GROUP BY "run", "specimen", "sku", "lot"'
+    )
+    ratings = (
+        'SELECT "value" AS "rating", "hours", "status", "run", "specimen", "low", '
+        '"sku"::tag, "lot"::tag '
+        f'FROM "corrosion" WHERE {where(match("bench"), match("run"))}'
+    )
     panels = [
         g.TimeSeries(
             title="Chamber temperature and its band",
@@ -600,13 +658,41 @@ def chamber() -> Any:
             targets=[target(events, "A", fmt="table")],
             gridPos=pos(12, 10, 12, 9),
         ),
+        g.Table(
+            title="Valid exposure per run (ASTM B117 / ISO 9227), and hours not counted",
+            description="Hours count only while the zone, the saturator and the daily pH and"
+            " collection checks are all within limits.",
+            dataSource=DATASOURCE,
+            targets=[target(per_run, "A", fmt="table")],
+            gridPos=pos(0, 19, 24, 7),
+        ),
+        g.TimeSeries(
+            title="Valid exposure hours",
+            dataSource=DATASOURCE,
+            targets=[target(over_time, "A", alias="$tag_run")],
+            unit="h",
+            gridPos=pos(0, 26, 12, 9),
+        ),
+        g.Table(
+            title="Specimens: valid exposure hours",
+            dataSource=DATASOURCE,
+            targets=[target(per_specimen, "A", fmt="table")],
+            gridPos=pos(12, 26, 12, 9),
+        ),
+        g.Table(
+            title="Corrosion ratings at checks",
+            dataSource=DATASOURCE,
+            targets=[target(ratings, "A", fmt="table")],
+            gridPos=pos(0, 35, 24, 8),
+        ),
     ]
     return dashboard(
         "hallmark-chamber",
         "Hallmark · Chamber compliance",
-        "Test chamber temperature within its band, excursions and offline periods.",
+        "Test chamber temperature within its band, excursions, offline periods, valid"
+        " exposure per run and specimen, corrosion ratings.",
         panels,
-        [bench_variable(), instrument_variable("chamber")],
+        [bench_variable(), instrument_variable("chamber"), run_variable()],
         annotations=[offline],
         since="now-24h",
     )

@@ -19,6 +19,7 @@ import statistics
 import time
 from collections.abc import Iterable
 
+from daq.config import CabinetConfig
 from daq.model import (
     FieldValue,
     Limits,
@@ -33,6 +34,7 @@ from daq.model import (
 )
 from daq.quality.capability import capability_of
 from daq.quality.lotreview import MIN_CAPABILITY_N, class_plan
+from daq.runs import Run, RunAccount, Specimen, exposure_points
 
 BENCH = "bench-1"
 SKU = "RING-042"
@@ -41,6 +43,8 @@ LOTS: dict[str, Phase] = {"L-GS-01": "golden-sample", "L-B-02": "bulk"}
 SPEC_REV = "C"
 XRF, GAUGE, TORQUE, CHAMBER = "xrf-1", "gauge-1", "torque-1", "chamber-1"
 INSTRUMENTS = (XRF, GAUGE, TORQUE, CHAMBER)
+ABRASER = "abraser-1"
+CABINET, RUN = "nss-1", "R-118"
 
 MINUTE = 60 * 10**9
 #: The lot size both lots are sampled for: ISO 2859-1 level II, normal inspection, code letter
@@ -212,6 +216,81 @@ def _progress(lot: str, ctx: LotContext, times: tuple[int, ...]) -> list[Point]:
     return points
 
 
+def _salt_spray_run(chamber: list[Point], start: int) -> list[Point]:
+    """A salt-spray run over the chamber's readings, accounted by daq/runs.py: two specimens
+    (one per lot), a failing pH entry at minute 30 put right at minute 35, ratings at checks."""
+    cabinet = CabinetConfig(name=CABINET, zone=CHAMBER)
+    run = Run(RUN, CABINET, "ASTM B117", 48.0, start, None, None)
+    acc = RunAccount.of(run, cabinet, gap_s=180.0)
+    ph = [
+        Measurement(
+            BENCH,
+            Reading(Sample(CHAMBER, "chamber", "ph", "acidity", value, "pH", start + m * MINUTE),
+                    value, "pH"),
+            _verdict(value, 6.5, 7.2, 0.0), LotContext(), entered_by="tech",
+        ).to_point()
+        for m, value in ((30, 7.5), (35, 6.9))
+    ]  # fmt: skip
+    zone = [p for p in chamber if p.tags.get("feature") == "temperature"]
+    feed = sorted([*zone, *ph], key=lambda p: p.time_ns)
+    out: list[Point] = list(ph)
+    specimens: list[Specimen] = []
+    for p in feed:
+        acc.feed(p)
+        minute = (p.time_ns - start) // MINUTE
+        if p.tags.get("feature") == "temperature" and minute in (2, 12):
+            lot = list(LOTS)[len(specimens)]
+            specimens.append(
+                Specimen(
+                    RUN, f"S{len(specimens) + 1}", SKU, lot, p.time_ns, acc.valid_s, None, None
+                )
+            )
+        if p.tags.get("feature") == "temperature" and minute % 5 == 4:
+            out.extend(exposure_points(BENCH, acc, specimens, p.time_ns + 2))
+        if p.tags.get("feature") == "temperature" and minute in (25, 45):
+            for s in specimens:
+                ctx = LotContext(SKU, PO, s.lot, LOTS[s.lot], SPEC_REV)
+                hours = s.valid_hours(acc.valid_s)
+                rating = 10.0 if minute == 25 else 9.0
+                out.append(
+                    _measurement("operator", "corrosion", "rating", "rating", rating, "rating",
+                                 p.time_ns + 3, (8.0, None, 0.0), ctx,
+                                 extra=(("hours", round(hours, 4)), ("run", RUN),
+                                        ("specimen", s.specimen), ("cabinet", CABINET)))
+                )  # fmt: skip
+    return out
+
+
+def _abrasion(start: int, rng: random.Random) -> list[Point]:
+    """Taber wear: the tester's test events (a PLC counter) and the operator's wear index per
+    lot; the bulk lot's coupons wear faster (a shortened cure)."""
+    out = []
+    for lot_index, (lot, phase) in enumerate(LOTS.items()):
+        ctx = LotContext(SKU, PO, lot, phase, SPEC_REV)
+        for k in range(3):
+            t = start + (lot_index * 20 + 5 + 5 * k) * MINUTE
+            early = lot_index == 1 and k == 2
+            cycles = 640.0 if early else 1000.0
+            flags = ("stopped_early",) if early else ()
+            sample = Sample(
+                ABRASER, "abrasion", "test", "count", cycles, "cycles", t, raw="0 1000",
+                flags=flags,
+                extra=(("test_number", 10 * lot_index + k), ("preset_cycles", 1000),
+                       ("load_g", 1000.0), ("wheel", "CS-17"),
+                       ("outcome", "stopped by operator" if early else "end point reached"),
+                       ("mean_speed_rpm", 60.0 + rng.gauss(0, 0.3))),
+            )  # fmt: skip
+            out.append(Measurement(BENCH, Reading(sample, cycles, "cycles"), Verdict("none"),
+                                   ctx).to_point())  # fmt: skip
+            wear = (8.0 if lot_index == 0 else 13.0) + rng.gauss(0, 0.8)
+            out.append(
+                _measurement("operator", "abrasion", "wear_index", "wear_index", wear,
+                             "mg/1000 cycles", t + MINUTE, (None, 15.0, 1.0), ctx,
+                             extra=(("cycles", cycles), ("mass_loss_mg", wear * cycles / 1000)))
+            )  # fmt: skip
+    return out
+
+
 def session(now_ns: int | None = None, seed: int = 7) -> list[Point]:
     """Every point of the simulated session, oldest first."""
     rng = random.Random(seed)
@@ -259,6 +338,9 @@ def session(now_ns: int | None = None, seed: int = 7) -> list[Point]:
                 Verdict("none"),
             ).to_point()
         )
+
+    points.extend(_salt_spray_run(points, start))
+    points.extend(_abrasion(start, rng))
 
     # Thickness, force, torque for both lots: golden sample first, then bulk.
     for lot_index, (lot, phase) in enumerate(LOTS.items()):
