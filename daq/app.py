@@ -15,6 +15,7 @@ from pathlib import Path
 from daq.benchstate import BenchState
 from daq.config import Config, load_config, read_secret
 from daq.driftwatch import DriftWatch
+from daq.errors import ConfigError, HallmarkError
 from daq.forwarder import Forwarder
 from daq.journal import Journal
 from daq.judging import JudgeStage
@@ -157,10 +158,102 @@ async def run_bench(
     config: Config,
     base: Path,
     duration: float | None = None,
+    *,
     observer: Callable[[Measurement], None] | None = None,
     on_started: Callable[[Runtime], None] | None = None,
+    reload: Callable[[], Config] | None = None,
 ) -> Runtime:
-    """Run a bench until SIGTERM/SIGINT or ``duration``; returns the finished runtime."""
+    """Run a bench until SIGTERM/SIGINT or ``duration``; returns the last runtime.
+
+    With ``reload``, SIGHUP re-reads the config: a config with problems is refused in the log
+    and the bench goes on as it was; a good one replaces the running instruments after the
+    current runtime has committed every accepted reading to the journal (nothing buffered is
+    lost, and the forwarders continue from their cursors). The journal's path cannot change on
+    a reload.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = None if duration is None else loop.time() + duration
+    stopping = asyncio.Event()
+    pending: list[Config] = []  # a re-read config waiting to replace the running one
+    current: list[Runtime] = []
+    checks: set[asyncio.Task[None]] = set()
+
+    def stop() -> None:
+        stopping.set()
+        for rt in current:
+            rt.stop()
+
+    async def check_new_config() -> None:
+        assert reload is not None
+        notify("RELOADING=1")
+        new = await asyncio.to_thread(_reloaded, config, reload)
+        if new is not None and not stopping.is_set():
+            pending[:] = [new]
+            for rt in current:
+                rt.stop()
+        else:
+            notify("READY=1")
+
+    def hangup() -> None:
+        task = loop.create_task(check_new_config())
+        checks.add(task)
+        task.add_done_callback(checks.discard)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+    if reload is not None:
+        loop.add_signal_handler(signal.SIGHUP, hangup)
+    try:
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            runtime = await _run_once(
+                config, base, remaining, observer=observer, on_started=on_started, current=current
+            )
+            if stopping.is_set() or not pending:
+                return runtime
+            config = pending.pop()
+            on_started = None
+    finally:
+        notify("STOPPING=1")
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        for task in list(checks):
+            task.cancel()
+
+
+def _reloaded(config: Config, reload: Callable[[], Config]) -> Config | None:
+    """The re-read config, or None (said in the log) when it cannot replace the running one."""
+    try:
+        new = reload()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("reload refused: %s", problem)
+        log.error("reload refused: the bench keeps running with its previous config")
+        return None
+    except HallmarkError as exc:
+        log.error("reload refused: %s; the bench keeps running with its previous config", exc)
+        return None
+    if new.journal.path != config.journal.path:
+        log.error(
+            "reload refused: the journal path changed (%s -> %s); restart the service to move"
+            " the journal",
+            config.journal.path,
+            new.journal.path,
+        )
+        return None
+    log.info("config reloaded: %d instrument(s)", sum(1 for i in new.instrument if i.enabled))
+    return new
+
+
+async def _run_once(
+    config: Config,
+    base: Path,
+    duration: float | None,
+    *,
+    observer: Callable[[Measurement], None] | None,
+    on_started: Callable[[Runtime], None] | None,
+    current: list[Runtime],
+) -> Runtime:
     path = config.journal_path(base)
     with Journal(path, synchronous=config.journal.synchronous) as journal:
         runtime = build_runtime(config, base, journal, observer)
@@ -171,9 +264,6 @@ async def run_bench(
             notify("WATCHDOG=1")
 
         runtime.on_health = report
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, runtime.stop)
         log.info(
             "bench %s: %d instrument(s), journal %s, %s",
             config.bench.id,
@@ -186,12 +276,11 @@ async def run_bench(
         if on_started is not None:
             on_started(runtime)
         notify(f"READY=1\nSTATUS=bench {config.bench.id}: {len(runtime.instruments)} instrument(s)")
+        current[:] = [runtime]
         try:
             await runtime.run(duration)
         finally:
-            notify("STOPPING=1")
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
+            current.clear()
         for name, h in runtime.health.items():
             log.info(
                 "%s: %d polls, %d measurements, %d errors, %d reconnects, %d missed polls",

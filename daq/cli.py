@@ -149,7 +149,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
             logging.getLogger("daq").error("config: %s", problem)
         return 1
     try:
-        asyncio.run(run_bench(config, args.config.resolve().parent, args.duration))
+        asyncio.run(
+            run_bench(
+                config,
+                args.config.resolve().parent,
+                args.duration,
+                reload=lambda: load(args.config),
+            )
+        )
     except HallmarkError as exc:
         logging.getLogger("daq").error("%s", exc)
         return 1
