@@ -239,7 +239,7 @@ def _inspect(bench: _Bench, args: argparse.Namespace) -> int:
     bench.journal.append(points)
     v = m.verdict
     print(
-        f"{s.specimen} ({s.sku}, lot {s.lot}) after {hours:.1f} valid h: rating"
+        f"{s.specimen} ({s.sku}, lot {s.lot}) after {hours:.2f} valid h: rating"
         f" {args.rating:g}: {v.status.upper()}" + (f" ({v.reason})" if v.reason else "")
     )
     return 0

@@ -23,7 +23,7 @@ from daq.errors import ConfigError, HallmarkError, UnitError
 from daq.journal import Journal
 from daq.lots import Lot, LotStore
 from daq.model import PHASES, FieldValue, LotContext, Measurement, Point, Reading, Sample, Verdict
-from daq.quality.lotreview import LotReview, review_lot
+from daq.quality.lotreview import NOT_PRODUCT, LotReview, review_lot
 from daq.quality.readiness import readiness
 from daq.quality.sampling import SwitchingState, next_state, plan, variables_plan
 from daq.skuspec import SpecLibrary, quantity
@@ -388,7 +388,7 @@ def _fix_baselines(bench: _Bench, lot: Lot) -> list[str]:
 
     values: dict[tuple[str, str, str], list[float]] = {}
     for p in bench.journal.lot_points(lot.sku, lot.lot):
-        if p.measurement in ("event", "daq_health", "lot_decision", "inspection"):
+        if p.measurement in NOT_PRODUCT or p.measurement in ("event", "inspection"):
             continue
         value = p.fields.get("value")
         if isinstance(value, float | int) and not isinstance(value, bool):

@@ -35,7 +35,7 @@ from daq.quality.sampling import (
 from daq.quality.sampling_tables import SAMPLE_SIZE, SAMPLE_SIZE_REDUCED
 from daq.skuspec import DefectClass, SkuSpec
 
-__all__ = ["CapabilityFigure", "ClassResult", "LotReview", "review_lot"]
+__all__ = ["NOT_PRODUCT", "CapabilityFigure", "ClassResult", "LotReview", "review_lot"]
 
 CLASSES: tuple[DefectClass, ...] = ("critical", "major", "minor")
 
@@ -184,6 +184,13 @@ def class_plan(lot_size: int, aql: float, level: str, state: str) -> SamplingPla
     )
 
 
+#: Series in a lot's context that do not describe its product: health and bookkeeping, and the
+#: test chamber's own conditions (judged for exposure validity by daq/runs.py, not as parts).
+NOT_PRODUCT = frozenset(
+    {"daq_health", "lot_decision", "lot_progress", "exposure", "capability", "baseline", "chamber"}
+)
+
+
 def review_lot(
     lot: Lot,
     spec: SkuSpec,
@@ -205,7 +212,7 @@ def review_lot(
         if p.measurement == "event":
             drift += p.tags.get("kind") == "drift_alarm"
             continue
-        if p.measurement in ("daq_health", "lot_decision"):
+        if p.measurement in NOT_PRODUCT:
             continue
         status = str(p.fields.get("status", "none"))
         if p.measurement == "inspection" and p.tags.get("feature") == "visual":

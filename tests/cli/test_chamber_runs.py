@@ -121,7 +121,7 @@ def test_a_ten_hour_run_with_an_excursion_a_bad_ph_and_a_cold_saturator(bench, d
     code, out, err = daq("chamber inspect --run R-118 --specimen S2 --rating 9 --by tester")
     assert code == 0, err
     s2_hours = valid - 3.0
-    assert f"after {s2_hours:.1f} valid h: rating 9" in out
+    assert f"after {s2_hours:.2f} valid h: rating 9" in out
     with Journal(bench / "j.db", readonly=True) as j:
         (rating,) = j.latest(1, "corrosion")
         assert rating.tags["sku"] == "VRM-RING-001" and rating.tags["lot"] == "B-8"

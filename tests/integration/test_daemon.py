@@ -281,7 +281,7 @@ def test_demo_against_influxdb_matches_export(tmp_path, influxd):
             *daq,
             "demo",
             "--duration",
-            "6",
+            "50",
             "--journal",
             str(journal),
             "--influx",
@@ -291,13 +291,20 @@ def test_demo_against_influxdb_matches_export(tmp_path, influxd):
         ],
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=150,
         check=False,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert demo.returncode == 0, demo.stderr
-    assert "Summary" in demo.stdout
-    assert "salt-spray-1" in demo.stdout and "PASS" in demo.stdout
+    summary = demo.stdout.split("\nSummary\n", 1)[1]
+    # The story: the golden sample is accepted, the drifting bulk lot is rejected with alarms.
+    assert "lot GS-01 (golden-sample): ACCEPT" in summary
+    assert "lot B-07 (bulk): REJECT" in summary
+    alarms = int(summary.split("drift alarms: ")[1].split()[0])
+    assert alarms >= 2
+    assert "thickness.layer_Au on xrf-1 drifts" in demo.stdout
+    assert "chamber excursion: excursion over" in summary
+    assert "daq report" in demo.stdout
     export = subprocess.run(
         [*daq, "export", "--journal", str(journal), "--format", "lp"],
         capture_output=True,
@@ -308,7 +315,8 @@ def test_demo_against_influxdb_matches_export(tmp_path, influxd):
     lines = export.stdout.splitlines()
     assert lines
     measurements = {line.split(",", 1)[0] for line in lines}
-    assert {"chamber", "event", "daq_health", "exposure"} <= measurements
+    assert {"chamber", "event", "daq_health", "exposure", "thickness", "force", "torque",
+            "corrosion", "inspection", "lot_decision", "baseline"} <= measurements  # fmt: skip
     in_influx = sum(influxd.count(m, db) for m in measurements)
     assert in_influx == len(lines)
     tail = subprocess.run(

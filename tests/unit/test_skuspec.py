@@ -19,6 +19,7 @@ def test_shipped_specs_load():
         "RHD-PEND-014",
         "GPB-NECK-203",
         "KID-BRAC-007",
+        "HMK-CHRM-100",
     }
 
 
