@@ -211,3 +211,43 @@ register_map_controller(
 register_map_controller(
     "eurotherm_3200", "Eurotherm 3200 controller over Modbus RTU (scaled integers, 1 decimal)"
 )
+
+# -- Chambers over VISA (SCPI), and abrasion testers over Modbus -------------------------------
+from drivers import abrasion_plc, f4t_scpi, scpi_scanner  # noqa: E402
+
+register(
+    DriverEntry(
+        name="f4t_scpi",
+        family="chamber",
+        mode="poll",
+        description="Watlow F4T chamber controller over SCPI on TCP (TCPIP::host::5025::SOCKET)",
+        options=f4t_scpi.F4TScpiOptions,
+        check_address=f4t_scpi.check_address,
+        build=f4t_scpi.build,
+    )
+)
+
+register(
+    DriverEntry(
+        name="scpi_scanner",
+        family="chamber",
+        mode="poll",
+        description="34970A/DAQ970A-style scanner: chamber thermocouples and humidity over VISA",
+        options=scpi_scanner.ScpiScannerOptions,
+        check_address=scpi_scanner.check_address,
+        build=scpi_scanner.build,
+    )
+)
+
+register(
+    DriverEntry(
+        name="abrasion_plc",
+        family="abrasion",
+        mode="poll",
+        description="PLC-based Taber-style rotary abrasion tester over Modbus TCP/RTU (map file)",
+        options=abrasion_plc.AbrasionPlcOptions,
+        check_address=abrasion_plc.check_address,
+        build=abrasion_plc.build,
+        check_options=abrasion_plc.check_options,
+    )
+)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import termios
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -501,7 +502,8 @@ class SerialLink(_BaseLink):
             raise TransportError(
                 f"writing to {self.address} blocked for {self.timeout:g} s (flow control?)"
             ) from exc
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
+            # tcdrain() on a port that vanished mid-write raises termios.error, not OSError.
             raise _translate(self.address, "writing to", exc) from exc
 
     def _read_some(self, wait: float) -> bytes:
@@ -523,7 +525,7 @@ class SerialLink(_BaseLink):
         port = self._require()
         try:
             port.reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
             raise _translate(self.address, "flushing", exc) from exc
 
 
@@ -589,13 +591,12 @@ class VisaLink(_BaseLink):
 
     def _close(self) -> None:
         res, self._res = self._res, None
-        rm, self._rm = self._rm, None
+        self._rm = None
         if res is not None:
             with contextlib.suppress(pyvisa.Error, OSError, ValueError):
                 res.close()
-        if rm is not None:
-            with contextlib.suppress(pyvisa.Error, OSError, ValueError):
-                rm.close()
+        # The ResourceManager is not closed: it is pyvisa's one shared object per backend, and
+        # closing it would close every other instrument's session too.
 
     def _require(self) -> Any:
         if self._res is None:
