@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from daq import chambercli
+from daq import chambercli, recordcli, reportcli
 from daq.errors import ConfigError, HallmarkError
 from daq.journal import Journal
 from daq.lineprotocol import encode
@@ -51,9 +51,21 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="serve a simulated instrument until signalled")
     s.add_argument(
         "family",
-        choices=["chamber", "mark10", "imada", "xrf-telegram", "xrf-export"],
-        help="chamber: Watlow F4T over Modbus TCP; mark10, imada: force/torque gauges on a pty;"
-        " xrf-telegram: XRF result print-outs on a pty; xrf-export: XRF export files in --dir",
+        choices=["chamber", "f4t-scpi", "scanner", "rtu-line", "abrasion", "mark10", "imada",
+                 "xrf-telegram", "xrf-export"],
+        help="chamber: Watlow F4T over Modbus TCP; f4t-scpi: the F4T's SCPI over TCP; scanner:"
+        " a 34970A/DAQ970A-style data-acquisition unit (SCPI over TCP); rtu-line: controllers on"
+        " one Modbus RTU line (a pty pair, --devices); abrasion: a PLC abrasion tester over"
+        " Modbus TCP; mark10, imada: force/torque gauges on a pty; xrf-telegram: XRF result"
+        " print-outs on a pty; xrf-export: XRF export files in --dir",
+    )  # fmt: skip
+    s.add_argument(
+        "--devices",
+        default="1:ezzone_pm,2:eurotherm_3200",
+        help="rtu-line: device ids and models, e.g. 1:ezzone_pm,2:eurotherm_3200",
+    )
+    s.add_argument(
+        "--time-scale", type=float, default=1.0, help="abrasion: run tests this much faster"
     )
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=0, help="0 picks a free port")
@@ -86,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
 
     add_commands(sub)
     chambercli.add_commands(sub)
+    recordcli.add_commands(sub)
+    reportcli.add_commands(sub)
 
     st = sub.add_parser("status", help="the running daemon's health, backlog and quarantine")
     st.add_argument("config", type=Path)
@@ -189,6 +203,24 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         from simulators import imada
 
         return imada.serve(True, args.seed, args.scenario, args.profile or "DS2-500N")
+    if args.family == "rtu-line":
+        from simulators import modbus_rtu
+
+        return modbus_rtu.serve(args.devices, args.seed, args.scenario)
+    if args.family == "f4t-scpi":
+        from simulators import f4t_scpi
+
+        return f4t_scpi.serve(args.host, args.port, args.seed, args.scenario)
+    if args.family == "scanner":
+        from simulators import scpi_scanner
+
+        return scpi_scanner.serve(args.host, args.port, args.seed, args.scenario)
+    if args.family == "abrasion":
+        from simulators import abrasion_plc
+
+        return abrasion_plc.serve(
+            args.host, args.port, args.seed, args.scenario, time_scale=args.time_scale
+        )
     if args.pty:
         print(
             "the chamber simulator serves Modbus TCP; --pty is for serial instruments",
@@ -295,6 +327,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_status(args)
     if args.command == "chamber":
         return chambercli.run_command(args)
+    if args.command == "report":
+        return reportcli.run_command(args)
+    if args.command in ("record", "replay"):
+        from simulators.replay import serve_replay
+
+        return recordcli.run_command(args, serve_replay)
     if args.command in ("lot", "enter", "po-check", "plan"):
         return run_command(args)
     return _cmd_export(args)

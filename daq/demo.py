@@ -126,7 +126,7 @@ def _scenario(
 # -- the operator's steps ----------------------------------------------------------------------
 
 
-def _steps(scale: float) -> list[tuple[float, str]]:
+def _steps(scale: float, out: Path = Path(".")) -> list[tuple[float, str]]:
     """(story second, the `daq` command a lab tech types)."""
     golden_visuals = [(10 + 4 * i, f"enter visual --unit {i + 1}") for i in range(8)]
     bulk_defects = {3: " --defect brass-showing", 6: " --defect polish-marks"}
@@ -153,7 +153,9 @@ def _steps(scale: float) -> list[tuple[float, str]]:
         (104, f"chamber solution --cabinet {CABINET} --ph 6.9"),
         (107, f"chamber inspect --run {RUN} --specimen B07-A --rating 8"),
         (110, "lot close"),
-        (113, f"chamber status --run {RUN}"),
+        (112, f"chamber status --run {RUN}"),
+        (114, f"report --lot {GOLDEN} --out {out / (GOLDEN + '.html')}"),
+        (116, f"report --lot {BULK} --out {out / (BULK + '.html')}"),
     ]
     return [(t * scale, cmd) for t, cmd in steps]
 
@@ -412,10 +414,7 @@ class _ThreadStdout(io.TextIOBase):
 def _run_command(config: Path, command: str, stdout: _ThreadStdout) -> tuple[int, str]:
     from daq.cli import main
 
-    argv = shlex.split(command)
-    argv[2:2] = ["--config", str(config)] if argv[0] in ("enter", "chamber") else []
-    if argv[0] == "lot":
-        argv[2:2] = ["--config", str(config)]
+    argv = [*shlex.split(command), "--config", str(config)]
     with stdout.capture() as out, contextlib.redirect_stderr(out):
         try:
             code = main(argv)
@@ -427,7 +426,7 @@ def _run_command(config: Path, command: str, stdout: _ThreadStdout) -> tuple[int
 async def _operator(
     story: _Story, config: Path, scale: float, stdout: _ThreadStdout, done: asyncio.Event
 ) -> None:
-    for at, command in _steps(scale):
+    for at, command in _steps(scale, config.parent):
         delay = at - story.elapsed()
         if delay > 0:
             try:
@@ -575,8 +574,12 @@ def _summary(journal: Path, config_path: Path, out: Path) -> None:
         print(f"  journal: {sum(counts.values())} rows ({shown})")
     print("\nWhere to look next")
     cfg = f"--config {config_path}"
+    for lot_id in (GOLDEN, BULK):
+        report = out / f"{lot_id}.html"
+        if report.exists():
+            print(f"  lot report ({lot_id}): {report}")
+    print(f"  daq report {cfg} --lot {BULK} --pdf {out / (BULK + '.pdf')}")
     print(f"  daq lot status {cfg} --sku {SKU}")
     print(f"  daq chamber status {cfg}")
-    print(f"  daq report {cfg} --lot {BULK} --out {out / (BULK + '.html')}")
     print(f"  daq tail --journal {journal}    daq export --journal {journal} --format lp")
     print("  Grafana: dashboards/docker-compose.yml, then daq demo --influx URL (README)")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from daq.app import run_bench
 from daq.config import parse_config
@@ -304,7 +305,10 @@ def test_demo_against_influxdb_matches_export(tmp_path, influxd):
     assert alarms >= 2
     assert "thickness.layer_Au on xrf-1 drifts" in demo.stdout
     assert "chamber excursion: excursion over" in summary
-    assert "daq report" in demo.stdout
+    reports = [line.split(": ", 1)[1] for line in demo.stdout.splitlines()
+               if line.strip().startswith("lot report (")]  # fmt: skip
+    assert len(reports) == 2
+    assert all("<svg" in Path(r).read_text(encoding="utf-8") for r in reports)
     export = subprocess.run(
         [*daq, "export", "--journal", str(journal), "--format", "lp"],
         capture_output=True,
