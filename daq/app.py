@@ -9,18 +9,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from daq.benchstate import BenchState
 from daq.config import Config, load_config, read_secret
 from daq.driftwatch import DriftWatch
-from daq.errors import ConfigError, HallmarkError
+from daq.errors import ConfigError, ConfigProblem, HallmarkError
 from daq.forwarder import Forwarder
 from daq.journal import Journal
 from daq.judging import JudgeStage
 from daq.lots import LotStore
-from daq.model import Limits, Measurement
+from daq.model import Limits, Measurement, Point
 from daq.quality.drift import DriftSettings
 from daq.runs import RunStore, cabinets
 from daq.runtime import Runtime, RuntimeSettings, Scheduled
@@ -29,7 +31,8 @@ from daq.sinks import InfluxV1Sink, InfluxV2Sink, Sink
 from daq.skuspec import SpecLibrary
 from daq.specs import ConfiguredLimits
 from daq.status import notify, status_path, write_status
-from drivers.registry import build_driver, check_instrument
+from drivers.registry import build_driver, check_instrument, check_rtu_lines
+from drivers.transport.rtu_line import line_stats
 
 __all__ = ["build_sink", "configure_logging", "load", "run_bench"]
 
@@ -48,8 +51,24 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 
 def load(path: Path) -> Config:
-    """Load a bench config, checking every instrument with its driver."""
-    return load_config(path, check_instrument)
+    """Load a bench config, checking every instrument with its driver and every RS-485 line
+    (conflicting serial settings are problems; a line polled beyond its capacity is logged)."""
+    config = load_config(path, check_instrument)
+    findings = check_rtu_lines(config.instrument)
+    errors = [ConfigProblem(str(path), "address", str(f)) for f in findings if f.level == "error"]
+    if errors:
+        raise ConfigError(errors)
+    for f in findings:
+        if f.level == "warning":
+            log.warning("%s", f)
+        else:
+            log.info("%s", f)
+    return config
+
+
+def line_findings(config: Config) -> list[str]:
+    """The RS-485 lines' capacity warnings and notes, in words (for ``daq check``)."""
+    return [f"{f.level}: {f}" for f in check_rtu_lines(config.instrument) if f.level != "error"]
 
 
 def build_sink(config: Config) -> Sink | None:
@@ -104,7 +123,7 @@ def build_runtime(
             )
         )
     state = BenchState(LotStore(journal.path), config.lot.context())
-    periodic = []
+    periodic: list[Callable[[], list[Point]]] = [partial(rtu_line_health, config.bench.id)]
     if cabinets(config):
         periodic.append(RunWatch(config, journal, RunStore(journal.path)).tick)
     zones = {(c.zone, c.zone_channel) for c in config.cabinet} if config.cabinet else None
@@ -125,6 +144,28 @@ def build_runtime(
         periodic=periodic,
         exposure_zones=zones,
     )
+
+
+def rtu_line_health(bench: str) -> list[Point]:
+    """``daq_health`` points for each shared RS-485 line in use (component ``rtu_line``)."""
+    now = time.time_ns()
+    return [
+        Point(
+            "daq_health",
+            {"bench": bench, "component": "rtu_line", "line": s.device},
+            {
+                "users": s.users,
+                "transactions": s.transactions,
+                "timeouts": s.timeouts,
+                "failures": s.failures,
+                "queued": s.queued,
+                "busy_fraction": s.busy_fraction,
+            },
+            now,
+        )
+        for s in line_stats()
+        if s.open
+    ]
 
 
 def drift_watch(config: Config, state: BenchState, journal: Journal) -> DriftWatch | None:

@@ -134,7 +134,7 @@ def format_point(p: Point) -> str:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from daq.app import load
+    from daq.app import line_findings, load
     from daq.skuspec import SpecLibrary
 
     try:
@@ -149,6 +149,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     names = ", ".join(i.name for i in config.instrument) or "none"
     skus = ", ".join(f"{f.spec.sku} rev {f.spec.revision}" for f in specs) or "none"
     print(f"{args.config}: OK (bench {config.bench.id}; instruments: {names}; specs: {skus})")
+    for finding in line_findings(config):
+        print(f"  {finding}")
     return 0
 
 

@@ -2,7 +2,9 @@
 
 A map file (TOML, ``schema = 1``, see drivers/maps/) lists a controller's points: channel,
 quantity, address, data type, unit (or ``display`` when the controller's display-unit register
-decides it), and a plausible range. A new controller is a new map file, not new code.
+decides it), a plausible range, and optionally ``interval_s``, how often at most a point is
+read (points with one interval form a register group with its own poll rate). A new controller
+is a new map file, not new code.
 
 Word orders for 32-bit values, named by where bytes A (most significant) to D land:
 ``ABCD`` high word first, ``CDAB`` low word first (Watlow's default), ``BADC`` and ``DCBA``
@@ -60,6 +62,10 @@ class MapPoint(_Strict):
     #: (0: never). Meant for process values, which always carry some noise; never for set
     #: points. Seconds, not polls: a controller refreshes its registers at its own pace.
     stuck_after_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    #: Read this point at most every ``interval_s`` seconds (a set point that seldom changes,
+    #: to spare a busy RS-485 line); left out, it is read on every poll. Points with the same
+    #: interval form one group, read together when it is due.
+    interval_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
 
     @property
     def width(self) -> int:

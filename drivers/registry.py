@@ -251,3 +251,21 @@ register(
         check_options=abrasion_plc.check_options,
     )
 )
+
+
+# -- RS-485 lines shared by several Modbus RTU controllers ---------------------------------------
+from drivers import rtu_capacity  # noqa: E402
+
+
+def rtu_poll_plan(inst: InstrumentConfig) -> rtu_capacity.PollPlan | None:
+    """What one poll of a map-driven controller puts on its line (None for other drivers)."""
+    entry = REGISTRY.get(inst.driver)
+    if entry is None or entry.options is not modbus_controller.ModbusControllerOptions:
+        return None
+    return modbus_controller.capacity_plan(inst, inst.driver)
+
+
+def check_rtu_lines(instruments: Sequence[InstrumentConfig]) -> list[rtu_capacity.LineFinding]:
+    """Conflicting serial settings on one port (errors) and lines polled beyond their capacity
+    at their baud rate (warnings, notes above 80 % busy)."""
+    return rtu_capacity.check_lines(instruments, rtu_poll_plan)

@@ -6,6 +6,10 @@ Addresses:
 - ``rtu://DEVICE?baudrate=9600&parity=N&bytesize=8&stopbits=1`` for RTU over a serial port,
   e.g. ``rtu:///dev/ttyUSB0?baudrate=19200``.
 
+Several controllers on one RS-485 line (the same ``rtu://`` device) share one open port and one
+scheduler that owns the wire (drivers/transport/rtu_line.py): their requests go out one at a
+time, in turn. ``tcp://`` links keep one client each.
+
 pymodbus's own retries are switched off: retrying and reconnecting belong to the runtime, which
 backs off and keeps the other instruments running. A Modbus exception reply becomes an
 ``InstrumentError`` that names the code in words; no reply becomes ``InstrumentTimeout``; a
@@ -19,10 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from pymodbus.client import ModbusSerialClient, ModbusTcpClient
+from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from daq.errors import InstrumentError, InstrumentTimeout, TransportError
+from drivers.transport import rtu_line
+from drivers.transport.rtu_line import RtuLine, SerialSettings
 
 __all__ = ["EXCEPTION_NAMES", "ModbusAddress", "ModbusLink", "parse_address"]
 
@@ -100,23 +106,28 @@ class ModbusLink:
         self.address = parse_address(address)
         self.timeout = timeout
         self.device_id = device_id
-        self._client: ModbusTcpClient | ModbusSerialClient | None = None
+        self._client: ModbusTcpClient | None = None
+        self._line: RtuLine | None = None
 
     def open(self) -> None:
-        """Connect. Raises TransportError when the device cannot be reached."""
+        """Connect. Raises TransportError when the device cannot be reached.
+
+        An ``rtu://`` link attaches to its serial line's shared port (opening it when it is the
+        first, or when a failure closed it); two links that give one port different serial
+        settings are refused here.
+        """
         self.close()
         a = self.address
-        client: ModbusTcpClient | ModbusSerialClient
-        if a.kind == "tcp":
-            client = ModbusTcpClient(
-                a.host, port=a.port, timeout=self.timeout, retries=0, reconnect_delay=0
+        if a.kind == "rtu":
+            self._line = rtu_line.attach(
+                a.device, SerialSettings.from_options(a.serial), timeout=self.timeout
             )
-        else:
-            client = ModbusSerialClient(
-                a.device, timeout=self.timeout, retries=0, reconnect_delay=0, **a.serial
-            )
+            return
+        client = ModbusTcpClient(
+            a.host, port=a.port, timeout=self.timeout, retries=0, reconnect_delay=0
+        )
         try:
-            ok = client.connect()
+            ok = client.connect()  # type: ignore[no-untyped-call]
         except (ModbusException, OSError) as exc:
             client.close()  # type: ignore[no-untyped-call]
             raise TransportError(f"cannot connect to {a}: {exc}") from exc
@@ -127,14 +138,27 @@ class ModbusLink:
 
     def read_holding(self, address: int, count: int) -> list[int]:
         """Read ``count`` holding registers from ``address`` (0-based PDU address)."""
-        client = self._client
-        if client is None:
+        client, line = self._client, self._line
+        if client is None and line is None:
             raise TransportError(f"not connected to {self.address}")
         try:
-            reply = client.read_holding_registers(address, count=count, device_id=self.device_id)
+            if line is not None:
+                reply = line.transact(
+                    self.device_id,
+                    self.timeout,
+                    lambda c, device_id: c.read_holding_registers(
+                        address, count=count, device_id=device_id
+                    ),
+                )
+            else:
+                assert client is not None
+                reply = client.read_holding_registers(
+                    address, count=count, device_id=self.device_id
+                )
         except ModbusIOException as exc:
+            who = f"device {self.device_id} on " if line is not None else ""
             raise InstrumentTimeout(
-                f"no reply from {self.address} within {self.timeout:g} s"
+                f"no reply from {who}{self.address} within {self.timeout:g} s"
                 f" (reading register {address})"
             ) from exc
         except ConnectionException as exc:
@@ -154,6 +178,9 @@ class ModbusLink:
 
     def close(self) -> None:
         """Close the link. Idempotent; never raises."""
+        line, self._line = self._line, None
+        if line is not None:
+            rtu_line.detach(line)
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(ModbusException, OSError):

@@ -72,3 +72,30 @@ def test_bad_map_is_explained(tmp_path):
 def test_every_shipped_map_loads(name):
     m = load_map(MAPS_DIR / f"{name}.toml")
     assert any(p.channel == "temperature" for p in m.point)
+
+
+def _one_point_map(tmp_path, extra: str):
+    path = tmp_path / "m.toml"
+    path.write_text(
+        'schema = 1\nmodel = "x"\n[[point]]\nchannel = "sp"\nquantity = "temperature"\n'
+        f'address = 2\nunit = "°C"\n{extra}',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_point_interval_is_optional_and_positive(tmp_path):
+    assert load_map(_one_point_map(tmp_path, "")).point[0].interval_s is None
+    assert load_map(_one_point_map(tmp_path, "interval_s = 10.0\n")).point[0].interval_s == 10.0
+    assert load_map(_one_point_map(tmp_path, "interval_s = 5\n")).point[0].interval_s == 5.0
+
+
+@pytest.mark.parametrize("value", ["0", "-1.0", "inf", "nan", '"often"'])
+def test_bad_point_interval_is_explained(tmp_path, value):
+    with pytest.raises(ValueError, match=r"register map .*m\.toml: point\.0\.interval_s"):
+        load_map(_one_point_map(tmp_path, f"interval_s = {value}\n"))
+
+
+@pytest.mark.parametrize("name", ["watlow_f4t", "watlow_ezzone_pm", "eurotherm_3200"])
+def test_shipped_maps_read_every_point_every_poll(name):
+    assert all(p.interval_s is None for p in load_map(MAPS_DIR / f"{name}.toml").point)
