@@ -2,8 +2,8 @@
 
 The line is a socat pty pair with the pymodbus RTU server of simulators/modbus_rtu.py on one
 end and pymodbus's RTU client (inside drivers.modbus_controller) or Debian's mbpoll (libmodbus)
-on the other. No mocks. Two drivers on one line take turns (connect, poll, close): a shared-line
-scheduler is not part of this.
+on the other. No mocks. Several drivers polling one line at once are tested with the line's
+scheduler in tests/drivers/test_rtu_line.py.
 """
 
 import json
