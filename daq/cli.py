@@ -5,9 +5,13 @@
     daq simulate FAMILY [...]             serve a simulated instrument; prints one JSON line
     daq demo [--duration S] [...]         simulators + daemon on a generated config
     daq tail [--journal PATH] [-n N]      the latest measurements, human-readable
-    daq export [--journal PATH] --format lp   the journal as line protocol on stdout
+    daq export [--journal PATH] --format lp [--out F]   the journal as line protocol
+    daq backfill CONFIG [--to URL --database DB]       send the journal's backlog now
     daq status CONFIG                     the running daemon's health (from its status file)
     daq lot / enter / po-check / plan     lots, operator entries, PO readiness, sampling plans
+    daq chamber ...                       salt-spray runs, specimens, daily solution checks
+    daq report --lot LOT                  a lot's HTML (and PDF) report, CoC or NCR
+    daq record / replay                   byte transcripts of instrument sessions
 
 Exit codes: 0 success, 1 a problem the message explains (bad config, missing journal),
 2 wrong usage.
@@ -17,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from daq import chambercli, recordcli, reportcli
 from daq.errors import ConfigError, HallmarkError
@@ -107,7 +113,33 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="write the journal out")
     e.add_argument("--journal", type=Path, default=DEFAULT_JOURNAL)
     e.add_argument("--format", choices=["lp"], required=True, help="lp: InfluxDB line protocol")
+    e.add_argument("--out", type=Path, default=None, help="write to this file, not stdout")
+    _progress_arg(e)
+
+    b = sub.add_parser(
+        "backfill",
+        help="send the journal's backlog to the database now (or all of it to another one)",
+    )
+    b.add_argument("config", type=Path)
+    b.add_argument(
+        "--to", default=None, metavar="URL", help="another InfluxDB 1.x to copy the journal to"
+    )
+    b.add_argument("--database", default=None, help="with --to: the database (created if absent)")
+    b.add_argument(
+        "--give-up-after", type=float, default=60.0, help="seconds of database errors to bear"
+    )
+    _progress_arg(b)
     return p
+
+
+def _progress_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--progress",
+        action="store_const",
+        const="on",
+        default="auto",
+        help="report progress on stderr even when it is not a terminal",
+    )
 
 
 def format_point(p: Point) -> str:
@@ -295,19 +327,31 @@ def _cmd_tail(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from daq.progress import Progress
+
     try:
-        with Journal(args.journal, readonly=True) as journal:
-            out = sys.stdout
+        with (
+            Journal(args.journal, readonly=True) as journal,
+            contextlib.ExitStack() as stack,
+        ):
+            out: TextIO = sys.stdout
+            if args.out is not None:
+                out = stack.enter_context(args.out.open("w", encoding="utf-8"))
+            progress = stack.enter_context(Progress("export", journal.count(), mode=args.progress))
             for point in journal.iter_points():
                 try:
                     out.write(encode(point) + "\n")
                 except ValueError as exc:
                     print(f"daq export: skipped a point: {exc}", file=sys.stderr)
+                progress.advance()
     except HallmarkError as exc:
         print(f"daq export: {exc}", file=sys.stderr)
         return 1
-    except BrokenPipeError:
-        return 0
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            return 0
+        print(f"daq export: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -329,6 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_status(args)
     if args.command == "chamber":
         return chambercli.run_command(args)
+    if args.command == "backfill":
+        from daq.backfill import run_backfill
+
+        return run_backfill(args)
     if args.command == "report":
         return reportcli.run_command(args)
     if args.command in ("record", "replay"):

@@ -26,6 +26,7 @@ from types import FrameType
 from typing import Protocol
 
 from daq.errors import HallmarkError
+from daq.progress import ProgressMode
 from daq.recorder import SerialRecordingProxy, TcpRecordingProxy
 
 __all__ = ["ServeReplay", "add_commands", "run_command"]
@@ -45,6 +46,7 @@ class ServeReplay(Protocol):
         link: Path | None = None,
         strict: bool = False,
         realtime: bool = False,
+        progress: ProgressMode = "auto",
     ) -> int: ...
 
 
@@ -76,6 +78,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     rep.add_argument("--link", type=Path, default=None, help="with --pty: symlink to the pty")
     rep.add_argument("--strict", action="store_true", help="end with exit 1 at a mismatch")
     rep.add_argument("--realtime", action="store_true", help="keep the recorded reply delays")
+    rep.add_argument(
+        "--progress",
+        action="store_const",
+        const="on",
+        default="auto",
+        help="report the exchanges played on stderr even when it is not a terminal",
+    )
 
 
 def run_command(args: argparse.Namespace, serve_replay: ServeReplay) -> int:
@@ -91,6 +100,7 @@ def run_command(args: argparse.Namespace, serve_replay: ServeReplay) -> int:
             link=args.link,
             strict=args.strict,
             realtime=args.realtime,
+            progress=args.progress,
         )
     return _record(args)
 

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
+from daq.progress import Progress, ProgressMode
 from daq.recorder import parse_host_port
 from daq.transcript import (
     Mismatch,
@@ -339,6 +340,7 @@ def serve_replay(
     link: Path | None = None,
     strict: bool = False,
     realtime: bool = False,
+    progress: ProgressMode = "auto",
 ) -> int:
     """``daq replay``: serve until the transcript ends, a strict mismatch, or SIGTERM/SIGINT.
 
@@ -393,8 +395,11 @@ def serve_replay(
             if isinstance(server, TcpReplayServer):
                 line.update({"host": server.host, "port": server.port})
             print(json.dumps(line), flush=True)
-            while not stop.is_set() and not server.finished.wait(_SLICE_S * 4):
-                continue
+            total = server.matcher.exchanges
+            with Progress("replay", total, mode=progress, unit="exchanges") as bar:
+                while not stop.is_set() and not server.finished.wait(_SLICE_S * 4):
+                    bar.advance(server.matcher.position - bar.done)
+                bar.advance(server.matcher.position - bar.done)
             if pty and server.finished.is_set() and not server.failed:
                 stop.wait(LINGER_S)
         finally:

@@ -588,7 +588,7 @@ def test_parser_has_record_and_replay():
 
 def test_record_and_replay_commands_end_to_end(cli, tmp_path):
     out = tmp_path / "again.jsonl"
-    replay, served = cli("replay", str(F4T_FIXTURE))
+    replay, served = cli("replay", str(F4T_FIXTURE), "--progress")
     assert served["address"].startswith("tcp://127.0.0.1:")
     recorder, listening = cli(
         "record",
@@ -602,6 +602,8 @@ def test_record_and_replay_commands_end_to_end(cli, tmp_path):
     )
     polls = poll_f4t(listening["address"], 5)
     assert replay.wait(10) == 0  # the replay ends with its transcript
+    n = served["exchanges"]
+    assert f"replay: 100 % ({n} of {n} exchanges)" in replay.communicate(timeout=5)[1]
     recorder.send_signal(signal.SIGTERM)
     assert recorder.wait(10) == 0
     summary = json.loads(recorder.communicate(timeout=5)[0].strip().splitlines()[-1])
