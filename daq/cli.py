@@ -355,6 +355,29 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_make_test(args: argparse.Namespace) -> int:
+    import json
+
+    from daq.transcripttest import make_case, sidecar_path
+
+    try:
+        options = json.loads(args.options)
+        if not isinstance(options, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        print(f"daq replay: --options must be a JSON object: {exc}", file=sys.stderr)
+        return 2
+    try:
+        case = make_case(
+            args.file, args.make_test, options=options, polls=args.polls, address=args.address
+        )
+    except HallmarkError as exc:
+        print(f"daq replay: {exc}", file=sys.stderr)
+        return 1
+    print(f"{sidecar_path(args.file)}: {len(case.samples)} sample(s) from {case.driver}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
@@ -379,6 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_backfill(args)
     if args.command == "report":
         return reportcli.run_command(args)
+    if args.command == "replay" and args.make_test:
+        return _cmd_make_test(args)
     if args.command in ("record", "replay"):
         from simulators.replay import serve_replay
 

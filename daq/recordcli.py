@@ -85,6 +85,16 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         default="auto",
         help="report the exchanges played on stderr even when it is not a terminal",
     )
+    test = rep.add_argument_group("turn the session into a test (SESSION.expected.json)")
+    test.add_argument("--make-test", metavar="DRIVER", default=None,
+                      help="replay to this driver and keep what it read")  # fmt: skip
+    test.add_argument("--options", default="{}", help="the driver's options, as JSON")
+    test.add_argument("--polls", type=int, default=1, help="polls after connecting")
+    test.add_argument(
+        "--address",
+        default=None,
+        help="the driver's address form, e.g. 'TCPIP::{host}::{port}::SOCKET'",
+    )
 
 
 def run_command(args: argparse.Namespace, serve_replay: ServeReplay) -> int:

@@ -9,7 +9,7 @@ from drivers.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 #: The composition root may know the drivers; nothing else in the core may.
-COMPOSITION = {"daq/app.py", "daq/cli.py", "daq/demo.py"}
+COMPOSITION = {"daq/app.py", "daq/cli.py", "daq/demo.py", "daq/transcripttest.py"}
 
 
 def imports(path: Path) -> set[str]:
