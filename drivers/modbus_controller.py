@@ -94,6 +94,8 @@ class ModbusController:
             self._always.append((regmap.wire(regmap.display_unit.address), 1))
         if regmap.status is not None:
             self._always.append((regmap.wire(regmap.status.address), 1))
+        for check in regmap.input_error:
+            self._always.append((regmap.wire(check.address), 1))
         self._plan = read_plan(self._always + self._spans(regmap.point))
         # register group (its interval_s) -> monotonic time it was last read in a good poll
         self._group_read_at: dict[float, float] = {}
@@ -183,6 +185,16 @@ class ModbusController:
             if self._display_unit is not None and display != self._display_unit:
                 flags.append(f"unit_changed:{self._display_unit}->{display}")
             self._display_unit = display
+        due_names = {p.channel for p in due}
+        for check in self.map.input_error:
+            code = registers[self.map.wire(check.address)]
+            hit = due_names.intersection(check.channels)
+            if code not in check.ok and hit:
+                meaning = check.values.get(code, "not a healthy code")
+                raise InstrumentError(
+                    f"{check.means} on {', '.join(sorted(hit))}: register {check.address} reads"
+                    f" {code} ({meaning}); not recorded — check the sensor and its wiring"
+                )
         samples = []
         for point in due:
             start = self.map.wire(point.address)
@@ -191,7 +203,8 @@ class ModbusController:
             if not plausible(value, point.plausible):
                 raise ProtocolError(
                     f"{point.channel} decoded as {value:.6g}, outside the plausible range"
-                    f" {point.plausible}: check word_order (now {self.word_order})"
+                    f" {point.plausible}: check word_order (now {self.word_order}), or a sensor"
+                    " break pinning the value at its range limit"
                 )
             unit = self._display_unit if point.unit == "display" else point.unit
             assert unit is not None

@@ -27,6 +27,7 @@ __all__ = [
     "WORD_ORDERS",
     "DataType",
     "DisplayUnit",
+    "InputError",
     "MapPoint",
     "RegisterMap",
     "StatusMap",
@@ -83,6 +84,18 @@ class StatusMap(_Strict):
     values: dict[int, str] = Field(default_factory=dict)
 
 
+class InputError(_Strict):
+    """A register that says a process value cannot be trusted (a sensor break, an open
+    thermocouple): any code outside ``ok`` refuses the points in ``channels`` for that poll."""
+
+    address: Annotated[int, Field(ge=0, le=65535)]
+    ok: Annotated[list[int], Field(min_length=1)]
+    values: dict[int, str] = Field(default_factory=dict)
+    channels: Annotated[list[str], Field(min_length=1)]
+    #: What a bad code means, in words for the log ("sensor break").
+    means: str = "input error"
+
+
 class RegisterMap(_Strict):
     schema_: Annotated[int, Field(alias="schema")]
     model: str
@@ -91,6 +104,7 @@ class RegisterMap(_Strict):
     base: Literal[0, 1] = 0
     display_unit: DisplayUnit | None = None
     status: StatusMap | None = None
+    input_error: list[InputError] = Field(default_factory=list)
     point: Annotated[list[MapPoint], Field(min_length=1)]
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -105,6 +119,9 @@ class RegisterMap(_Strict):
             raise ValueError(f"channel(s) listed twice: {', '.join(dupes)}")
         if self.display_unit is None and any(p.unit == "display" for p in self.point):
             raise ValueError("a point uses unit = 'display' but the map has no [display_unit]")
+        unknown = sorted({c for e in self.input_error for c in e.channels} - set(names))
+        if unknown:
+            raise ValueError(f"input_error names channel(s) the map has not: {', '.join(unknown)}")
         return self
 
     def wire(self, address: int) -> int:
@@ -118,6 +135,10 @@ def load_map(path: Path) -> RegisterMap:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"register map {path}: cannot read it: {exc}") from exc
+    except RecursionError as exc:  # tomllib recurses once per nesting level (found by fuzzing)
+        raise ValueError(f"register map {path}: arrays or tables are nested too deep") from exc
+    except ValueError as exc:  # an integer longer than int()'s 4300-digit limit
+        raise ValueError(f"register map {path}: {str(exc).split(':')[0]}") from exc
     try:
         return RegisterMap.model_validate(raw)
     except ValidationError as exc:

@@ -402,8 +402,13 @@ def test_ezzone_sensor_break_sets_input_error_and_pins_the_value() -> None:
         assert broken[2:] == [EZZONE_INPUT_ERROR_OPEN, 0] == [65, 0]
         assert rtu.registers(1)[362] == 65  # the same, without a client
         assert read_registers(rtu, 2, 258, 1) == [0]  # the other device is fine
+        # The driver reads the map's input-error register and refuses the reading in words.
+        with pytest.raises(InstrumentError, match=r"sensor break on temperature: register 362"
+                           r" reads 65 \(open sensor\)"):  # fmt: skip
+            poll_once(rtu, "watlow_ezzone_pm", 1)
         rtu.clear_fault(1)
         assert read_registers(rtu, 1, 360, 4) == healthy
+        assert "temperature" in poll_once(rtu, "watlow_ezzone_pm", 1)
 
 
 def test_eurotherm_sensor_break_sets_258_and_pins_pv_at_range_high() -> None:
