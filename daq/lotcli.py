@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from daq.quality.sampling import SwitchingState, next_state, plan, variables_pla
 from daq.skuspec import SpecLibrary, quantity
 from daq.units import Normalizer
 
-__all__ = ["add_commands", "run_command"]
+__all__ = ["add_commands", "run_command", "suspect_predicate"]
 
 FAILURE_MODES = ("opened-at-joint", "ring-broke", "pulled-out-of-casting", "stone-loosened",
                  "held-to-end")  # fmt: skip
@@ -61,6 +62,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     st.add_argument("--lot", default=None)
     c = lsub.add_parser("close", help="close the open lot and record the decision")
     _config_arg(c)
+    c.add_argument("--by", default=None, help="who decides (default: the login name)")
 
     e = sub.add_parser("enter", help="record what a person measured or saw")
     esub = e.add_subparsers(dest="enter_command", required=True, metavar="WHAT")
@@ -277,19 +279,27 @@ def _lot_for(bench: _Bench, args: argparse.Namespace) -> Lot:
     return lot
 
 
-def _review(bench: _Bench, lot: Lot) -> LotReview:
-    spec = bench.specs.get(lot.sku, lot.spec_rev)
-    if spec is None:
-        raise HallmarkError(f"the spec of {lot.sku} revision {lot.spec_rev} is gone")
-    points = bench.journal.lot_points(lot.sku, lot.lot)
-    ranges = {i.name: bench.store.suspect_ranges(i.name) for i in bench.config.instrument}
+def suspect_predicate(config: Config, store: LotStore) -> Callable[[Point], bool]:
+    """Whether a point was taken by a configured instrument between its last good reference
+    check and a failed one (``LotStore.suspect_ranges``); the lot review counts such a reading
+    suspect when it passed or was marginal (daq/quality/lotreview.py). The ranges are read once,
+    when the predicate is made."""
+    ranges = {i.name: store.suspect_ranges(i.name) for i in config.instrument}
 
     def suspect(p: Point) -> bool:
         spans = ranges.get(p.tags.get("instrument", ""), [])
         return any(a <= p.time_ns <= b for a, b in spans)
 
+    return suspect
+
+
+def _review(bench: _Bench, lot: Lot) -> LotReview:
+    spec = bench.specs.get(lot.sku, lot.spec_rev)
+    if spec is None:
+        raise HallmarkError(f"the spec of {lot.sku} revision {lot.spec_rev} is gone")
+    points = bench.journal.lot_points(lot.sku, lot.lot)
     return review_lot(
-        lot, spec.spec, points, suspect=suspect,
+        lot, spec.spec, points, suspect=suspect_predicate(bench.config, bench.store),
         state_of=lambda cls: _switching(bench, lot, cls).state,
     )  # fmt: skip
 
@@ -354,6 +364,7 @@ def _lot_close(bench: _Bench, args: argparse.Namespace) -> int:
         evidence["baselines_fixed"] = baselines
     switching = _update_switching(bench, lot, review)
     evidence["switching"] = switching
+    evidence["closed_by"] = args.by or getpass.getuser()
     closed = bench.store.close_lot(decision, evidence)
     fields: dict[str, FieldValue] = {
         "decision": decision,

@@ -238,7 +238,8 @@ def review_lot(
         if status == "fail":
             reason = p.fields.get("reason")
             value = p.fields.get("value")
-            text = f"{key} = {value} {p.fields.get('unit', '')}".rstrip()
+            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+            text = f"{key} = {shown} {p.fields.get('unit', '')}".rstrip()
             if p.measurement == "inspection":
                 findings.append(str(reason or text))
             failures.append(text + (f" ({reason})" if reason else ""))

@@ -2,10 +2,14 @@
 with the stdlib HTML parser and compared with the journal and the lot review."""
 
 import argparse
+import getpass
+import json
+import re
 import shlex
 import shutil
 import statistics
 import time
+from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -15,8 +19,10 @@ from daq import reportcli
 from daq.cli import main
 from daq.journal import Journal
 from daq.lotcli import _open_bench, _review
+from daq.lots import CalibrationCheck
 from daq.model import Point
-from daq.runs import RunStore
+from daq.report import DriftAlarm, FeatureReading, calibration_status, downsample, mark_alarms
+from daq.runs import RunAccount, RunStore, cabinets, max_gap_s
 
 SPECS = Path(__file__).resolve().parents[2] / "config" / "specs"
 H = 3600 * 1_000_000_000
@@ -27,8 +33,8 @@ BENCH = (
     '[[instrument]]\nname = "xrf-1"\ndriver = "watlow_f4t"\n'
     'address = "tcp://127.0.0.1:1"\npoll_interval = 1.0\n'
 )
-SECTIONS = {"decision", "sampling", "features", "figures", "drift", "findings", "failure-modes",
-            "corrosion", "calibration"}  # fmt: skip
+SECTIONS = {"decision", "sampling", "features", "golden", "figures", "drift", "findings",
+            "failure-modes", "corrosion", "calibration"}  # fmt: skip
 
 
 @pytest.fixture
@@ -145,6 +151,17 @@ def lot_values(bench, sku, lot, measurement, feature):
         ]  # fmt: skip
 
 
+def ids_in(node):
+    return [n.attrs["id"] for n in node.all() if "id" in n.attrs]
+
+
+def svg_of(node, fig_id):
+    """The inline figure with this id: an <svg> directly in the page, nothing fetched."""
+    svg = node.one("svg", id=fig_id)
+    assert svg.parent.tag == "figure"
+    return svg
+
+
 def review_of(bench, sku, lot):
     b = _open_bench(bench / "bench.toml")
     try:
@@ -170,10 +187,12 @@ def test_accepted_bulk_lot_with_drift(bench, daq, report):
     for value in ("52 N", "49 N", "55 N"):
         daq(f"enter measure --measurement force --feature stone_retention_center"
             f" --value '{value}' --instrument gauge-1")  # fmt: skip
+    for mode in ("stone-loosened", "held-to-end", "stone-loosened"):
+        daq(f"enter failure-mode --test stone_retention_center --mode {mode}")
     for unit in range(1, 32):
         daq(f"enter visual --unit {unit}")
     daq("enter visual --unit 32 --defect polish-marks")
-    _, out, _ = daq("lot close")
+    _, out, _ = daq("lot close --by 'Ana Ruiz'")
     assert "closed: ACCEPT" in out
 
     code, out, err = report(f"--lot B-1 --out {bench / 'b1.html'} --pdf {bench / 'b1.pdf'}")
@@ -199,19 +218,28 @@ def test_accepted_bulk_lot_with_drift(bench, daq, report):
     finally:
         b.close()
     assert f"sha256 {sha}" in header
+    assert "by Ana Ruiz" in header
+    with Journal(bench / "j.db", readonly=True) as j:
+        (decided,) = j.lot_points("VRM-RING-001", "B-1", "lot_decision")
+    assert json.loads(decided.fields["evidence"])["closed_by"] == "Ana Ruiz"
 
-    # Figures: one histogram and one chart per measured feature, inline SVG.
+    # Figures, inline SVG with an id each: golden-vs-lot histogram and individuals chart per
+    # feature, and for a force feature its distribution beside the failure modes.
     features = doc.one("section", id="features")
     rows = {r.attrs["data-feature"]: r for r in features.all("tr") if "data-feature" in r.attrs}
     assert set(rows) == {"thickness.layer_Au", "force.stone_retention_center"}
     figures = doc.one("section", id="figures")
-    assert len(list(figures.all("svg"))) == 2 * len(rows)
+    assert len(list(figures.all("svg"))) == 2 * len(rows) + 1
+    expected = {"fig-hist-thickness_layer_Au", "fig-chart-thickness_layer_Au",
+                "fig-hist-force_stone_retention_center", "fig-chart-force_stone_retention_center",
+                "fig-force-force_stone_retention_center"}  # fmt: skip
+    assert {svg.attrs["id"] for svg in figures.all("svg")} == expected
     for key in rows:
         block = figures.one("div", data_feature=key)
         assert block.one("figure", **{"class": "histogram"}).one("svg")
         assert block.one("figure", **{"class": "chart"}).one("svg")
-    svg_ids = [n.attrs["id"] for n in figures.all() if "id" in n.attrs]
-    assert len(svg_ids) == len(set(svg_ids)), "element ids must be unique in the page"
+    all_ids = ids_in(doc)
+    assert len(all_ids) == len(set(all_ids)), "element ids must be unique in the page"
 
     # The numbers are the journal's.
     review, n_points = review_of(bench, "VRM-RING-001", "B-1")
@@ -243,6 +271,28 @@ def test_accepted_bulk_lot_with_drift(bench, daq, report):
     # three values: no capability index, said with a dash
     assert cell(rows["force.stone_retention_center"], "cpk").string() == "-"
 
+    # Golden sample against this lot: the numbers are the journal's, both lots.
+    golden_section = doc.one("section", id="golden")
+    g_row = golden_section.one("tr", data_feature="thickness.layer_Au")
+    lot_thick = lot_values(bench, "VRM-RING-001", "B-1", "thickness", "layer_Au")
+    assert cell(g_row, "golden_lots").string() == "GS-1"
+    assert cell_value(g_row, "golden_n") == len(golden) == 4
+    assert cell_value(g_row, "golden_mean") == pytest.approx(statistics.fmean(golden), rel=1e-12)
+    assert cell_value(g_row, "golden_sd") == pytest.approx(statistics.stdev(golden), rel=1e-12)
+    assert cell_value(g_row, "lot_n") == len(lot_thick)
+    assert cell_value(g_row, "lot_mean") == pytest.approx(statistics.fmean(lot_thick), rel=1e-12)
+    assert cell_value(g_row, "lot_sd") == pytest.approx(statistics.stdev(lot_thick), rel=1e-12)
+    assert cell_value(g_row, "shift") == pytest.approx(shift, rel=1e-12)
+    no_golden = golden_section.one("tr", data_feature="force.stone_retention_center")
+    assert cell_value(no_golden, "golden_n") == 0 and cell(no_golden, "shift").string() == "-"
+    hist = svg_of(figures, "fig-hist-thickness_layer_Au")
+    hist_ids = ids_in(hist)
+    assert any(i.endswith("-golden-values-0") for i in hist_ids)
+    assert any(i.endswith("-lot-values-0") for i in hist_ids)
+    assert "golden sample (n 4; lot GS-1)" in hist.string() and "this lot (n 6)" in hist.string()
+    assert "USL 4.5" in hist.string() and "LSL 2.5" in hist.string()
+    assert "golden mean" in hist.string()
+
     sampling = doc.one("section", id="sampling")
     for c in review.classes:
         row = sampling.one("tr", data_defect_class=c.defect_class)
@@ -269,13 +319,37 @@ def test_accepted_bulk_lot_with_drift(bench, daq, report):
         "figure", **{"class": "chart"}
     )
     assert "drift alarm" in chart.string() and "baseline mean ± 3σ" in chart.string()
+    # one marker per drift_alarm event, on the first reading at or after it
+    markers = [i for i in ids_in(chart.one("svg")) if re.search(r"-drift-alarm-\d+$", i)]
+    assert len(markers) == len(events) == int(chart.attrs["data-alarms"])
+    assert all(e.tags["feature"] == "layer_Au" for e in events)
+    other_chart = svg_of(figures, "fig-chart-force_stone_retention_center")
+    assert not [i for i in ids_in(other_chart) if "drift-alarm" in i]
+
+    # Failure modes of the retention test: counted as the journal has them, beside the values.
+    with Journal(bench / "j.db", readonly=True) as j:
+        entered = [p.fields["mode"] for p in j.lot_points("VRM-RING-001", "B-1", "failure_mode")
+                   if p.tags["feature"] == "stone_retention_center"]  # fmt: skip
+    counts = doc.one("div", data_test="stone_retention_center")
+    shown = {r.attrs["data-mode"]: cell_value(r, "count") for r in counts.one("tbody").all("tr")}
+    assert shown == {m: entered.count(m) for m in set(entered)} == {
+        "stone-loosened": 2, "held-to-end": 1}  # fmt: skip
+    force = svg_of(figures, "fig-force-force_stone_retention_center")
+    bars = [i for i in ids_in(force) if re.search(r"-failure-mode-\d+$", i)]
+    assert len(bars) == len(shown)
+    assert "stone-loosened" in force.string() and "held-to-end" in force.string()
     notes = doc.one("section", id="decision").one("ul", **{"class": "notes"}).string()
     assert f"{review.drift_alarms} drift alarm(s)" in notes
 
     coc = doc.one("section", id="coc").string()
     assert "We certify that lot B-1 of VRM-RING-001" in coc and "revision A" in coc
+    assert "by Ana Ruiz." in coc
     assert not list(doc.all("section", id="ncr"))
     assert "No specimen of this lot" in doc.one("section", id="corrosion").string()
+    assert not list(doc.one("section", id="corrosion").all("svg"))
+    # gauge-1 is not in the bench config: no due date to judge
+    gauge = doc.one("section", id="calibration").one("tr", data_instrument="gauge-1")
+    assert cell(gauge, "status").string() == "not in the bench config"
     footer = doc.one("footer")
     assert int(footer.one("span").attrs["data-points"]) == n_points
     assert "Hallmark" in footer.string() and str(bench / "j.db") in footer.string()
@@ -308,13 +382,21 @@ def test_rejected_lot_has_an_ncr_findings_and_suspect_readings(bench, daq, repor
     review, _ = review_of(bench, "GPB-NECK-203", "PP-1")
     reasons = [li.string() for li in doc.one("ul", **{"class": "reasons"}).all("li")]
     assert [r.removeprefix("failed the written spec: ") for r in reasons] == list(review.failures)
+    assert "force.jump_ring_pull = 26.69 N" in reasons[-1]  # 6 lbf, rounded to 4 digits
+    # closed without --by: the login name, as 'daq enter' does
+    assert f"by {getpass.getuser()}" in doc.one("header").string()
     assert "1 reading(s) suspect" in doc.one("ul", **{"class": "notes"}).string()
 
     (finding,) = doc.one("section", id="findings").one("tbody").all("tr")
     assert cell(finding, "observed").string() == "LC-13-GP"
     assert cell(finding, "specified").string() == "LC-12-GP"
     assert cell(finding, "unit").string() == "3"
-    (mode,) = doc.one("section", id="failure-modes").one("tbody").all("tr")
+    (mode,) = (
+        doc.one("section", id="failure-modes")
+        .one("table", **{"class": "failure-modes"})
+        .one("tbody")
+        .all("tr")
+    )
     assert cell(mode, "mode").string() == "opened-at-joint"
 
     # The failed reference check makes the readings since the last good one suspect.
@@ -325,7 +407,7 @@ def test_rejected_lot_has_an_ncr_findings_and_suspect_readings(bench, daq, repor
         "FAILED (10.4 N against 10 N ± 0.1 N)"
         in calibration.one("tr", data_instrument="xrf-1").string()
     )
-    pull_row = doc.one("tr", data_feature="force.jump_ring_pull")
+    pull_row = doc.one("section", id="features").one("tr", data_feature="force.jump_ring_pull")
     assert cell_value(pull_row, "suspect") == 1 and cell_value(pull_row, "fail") == 1
     values = [
         v for v in lot_values(bench, "GPB-NECK-203", "PP-1", "force", "jump_ring_pull") if v < 40
@@ -366,12 +448,13 @@ def test_corrosion_specimens_with_valid_hours_and_ratings(bench, daq, report):
     t0 = time.time_ns() - 6 * H
     with RunStore(bench / "j.db") as runs:
         runs.start("R-1", "nss-1", "ASTM B117", 24.0, t0)
+    # a zone reading every 10 s for 6 h (2160, more than a figure draws), 31 °C from 2 h to 3 h
     zone = [
         Point("chamber", {"bench": "qc-1", "instrument": "zone", "feature": "temperature"},
               {"value": v, "unit": "°C", "status": "pass" if v > 33 else "fail", "low": 33.0,
-               "high": 37.0, "margin": min(v - 33.0, 37.0 - v)}, t0 + k * MIN)
-        for k in range(6 * 60)
-        for v in [31.0 if 120 <= k < 180 else 35.1]
+               "high": 37.0, "margin": min(v - 33.0, 37.0 - v)}, t0 + k * MIN // 6)
+        for k in range(6 * 360)
+        for v in [31.0 if 720 <= k < 1080 else 35.1]
     ]  # fmt: skip
     solution = [
         Point("chamber", {"bench": "qc-1", "instrument": "zone", "feature": f},
@@ -402,6 +485,82 @@ def test_corrosion_specimens_with_valid_hours_and_ratings(bench, daq, report):
     assert cell_value(rating, "hours") == round(check.valid_hours, 3)
     assert "run going" in cell(row, "note").string()
 
+    # The run's zone temperature: band, the excursion shaded, this lot's specimen marked, and the
+    # valid hours of the run's own account, the figure 'daq chamber status' prints.
+    b = _open_bench(bench / "bench.toml")
+    try:
+        cab = cabinets(b.config)["nss-1"]
+        with RunStore(bench / "j.db") as runs:
+            acc = RunAccount.of(runs.get("R-1"), cab, max_gap_s(b.config, cab))
+        acc.update(b.journal)
+    finally:
+        b.close()
+    code, out, _ = daq("chamber status --run R-1")
+    assert code == 0 and f"{acc.valid_s / 3600:.2f} valid h" in out
+    figure = corrosion.one("figure", data_run="R-1")
+    assert float(figure.attrs["data-valid-hours"]) == pytest.approx(acc.valid_s / 3600, abs=1e-9)
+    assert f"{acc.valid_s / 3600:.2f} valid h" in figure.string()
+    svg = svg_of(corrosion, "fig-chamber-R-1")
+    ids = ids_in(svg)
+    assert int(figure.attrs["data-excursions"]) == len(acc.excursions) == 1
+    assert [i for i in ids if re.search(r"-excursion-\d+$", i)] == ["fig-chamber-R-1-excursion-0"]
+    assert "fig-chamber-R-1-load-S1" in ids and not [i for i in ids if "S9" in i]
+    assert any(i.endswith("-band") for i in ids)
+    assert "of 2160 readings drawn" in figure.string() and "360 outside the band" in figure.string()
+    drawn = int(re.search(r"(\d+) of 2160 readings drawn", figure.string()).group(1))
+    assert drawn <= 2000
+
+
+def test_downsample_keeps_a_short_spike():
+    values = [35.0] * 10_000
+    values[4321] = 31.0
+    keep = downsample(len(values), 2000, key=lambda i: values[i])
+    assert len(keep) <= 2000 and keep == sorted(set(keep))
+    assert 4321 in keep and keep[0] == 0 and keep[-1] == 9999
+    ramp = [float(i % 500) for i in range(10_000)]
+    keep = downsample(len(ramp), 2000, key=lambda i: ramp[i])
+    assert len(keep) <= 2000 and max(ramp[i] for i in keep) == 499.0
+    assert downsample(5, 2000) == [0, 1, 2, 3, 4]
+    assert len(downsample(10_000, 100)) == 100
+
+
+CAL_BENCH = BENCH + (
+    '[[instrument]]\nname = "gauge-old"\ndriver = "mark10"\naddress = "socket://127.0.0.1:1"\n'
+    "poll_interval = 1.0\n"
+    "calibration_due = 2020-01-31\n"
+    '[[instrument]]\nname = "gauge-new"\ndriver = "mark10"\naddress = "socket://127.0.0.1:1"\n'
+    "poll_interval = 1.0\n"
+    "calibration_due = 2999-12-31\n"
+)
+
+
+def test_calibration_status_per_instrument(bench, daq, report):
+    (bench / "bench.toml").write_text(CAL_BENCH)
+    daq("lot start --sku GPB-NECK-203 --po P --lot C-1 --phase pre-production --size 200")
+    pull = "enter measure --measurement force --feature jump_ring_pull"
+    for gauge in ("gauge-old", "gauge-old", "gauge-new"):
+        code, _, err = daq(f"{pull} --instrument {gauge} --value '60 N'")
+        assert code == 0, err
+    daq("enter reference-check --instrument gauge-new --quantity force --nominal '10 N'"
+        " --reading '10.01 N' --tolerance '0.05 N'")  # fmt: skip
+    code, _, err = report(f"--lot C-1 --out {bench / 'c1.html'}")
+    assert code == 0, err
+    calibration = parse(bench / "c1.html").root.one("section", id="calibration")
+    old = calibration.one("tr", data_instrument="gauge-old")
+    new = calibration.one("tr", data_instrument="gauge-new")
+    assert cell(old, "status").string() == "overdue"
+    assert cell(old, "due").string() == "2020-01-31"
+    with Journal(bench / "j.db", readonly=True) as j:
+        forces = j.lot_points("GPB-NECK-203", "C-1", "force")
+    past_due = [
+        p for p in forces if p.tags["instrument"] == "gauge-old" and p.fields["status"] == "suspect"
+    ]
+    assert cell_value(old, "suspect") == len(past_due) == 2
+    assert cell(old, "last_check").string() == "none recorded"
+    assert cell(new, "status").string().startswith("due in ")
+    assert cell_value(new, "suspect") == 0
+    assert "passed (10.01 N against 10 N ± 0.05 N)" in cell(new, "last_check").string()
+
 
 def test_a_lot_rejected_by_sampling_says_which_class(bench, daq, report):
     daq("lot start --sku VRM-RING-001 --po P --lot R1 --phase pre-production --size 200")
@@ -418,3 +577,34 @@ def test_a_lot_rejected_by_sampling_says_which_class(bench, daq, report):
     assert cell(doc.one("tr", data_defect_class="minor"), "result").string() == "within acceptance"
     ncr = doc.one("section", id="ncr").string()
     assert "major defects: 3 nonconforming unit(s) found, the plan rejects at 3" in ncr
+
+
+def test_drift_alarms_mark_the_first_reading_of_their_instrument_at_or_after_them():
+    readings = [
+        FeatureReading(1, 100, 3.0, "pass", "xrf-1", True),
+        FeatureReading(2, 200, 2.9, "pass", "xrf-2", True),
+        FeatureReading(3, 300, 2.8, "pass", "xrf-1", True),
+    ]
+    alarms = [
+        DriftAlarm(150, "layer_Au", "xrf-1", "cusum-lower", ""),  # -> reading 3 (xrf-1 after)
+        DriftAlarm(300, "layer_Au", "xrf-1", "WE1", ""),  # same time -> reading 3
+        DriftAlarm(50, "layer_Au", "xrf-2", "ewma-lower", ""),  # -> reading 2
+        DriftAlarm(400, "layer_Au", "xrf-1", "WE2", ""),  # nothing after it: not marked
+    ]
+    marked = mark_alarms(readings, alarms)
+    assert [r.alarms for r in marked] == [(), ("ewma-lower",), ("cusum-lower", "WE1")]
+    assert [r.value for r in marked] == [r.value for r in readings]
+
+
+def test_calibration_status_words():
+    today = date(2026, 6, 1)
+    assert calibration_status(date(2026, 5, 31), today) == "overdue"
+    assert calibration_status(date(2026, 6, 1), today) == "due in 0 day(s)"
+    assert calibration_status(date(2026, 6, 11), today) == "due in 10 day(s)"
+    assert calibration_status(None, today) == "no calibration due date in the bench config"
+    assert calibration_status(None, today, configured=False) == "not in the bench config"
+    failed = (CalibrationCheck("g", 1, True, "ok"), CalibrationCheck("g", 2, False, "off"))
+    assert (
+        calibration_status(date(2025, 1, 1), today, checks=failed)
+        == "overdue; last reference check FAILED"
+    )
