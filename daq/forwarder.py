@@ -8,6 +8,10 @@ For each batch of rows after the sink's cursor:
   those are quarantined in the journal with the server's message, the rest are written;
 - ``RetryableSinkError`` (refused, 429, 5xx) → nothing moves; the caller backs off, honouring
   Retry-After, and sends the same rows again later.
+- the journal cannot be written (disk full, file made read-only: ``JournalError`` or SQLite's
+  own error from the cursor update) → ``run`` says so in the log, backs off and tries again; the
+  batch may have reached the database already and is simply sent again (idempotent, see below).
+  The forwarder never stops for good on such an error: it resumes when the disk has room again.
 
 Re-sending is safe: a point is identified by its series and its timestamp, so InfluxDB keeps one
 copy however often it arrives. That is what makes a crash between writing and acknowledging
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 
 from daq.backoff import Backoff
 from daq.errors import BatchTooLargeError, RejectedBatchError, RetryableSinkError
-from daq.journal import Journal
+from daq.journal import Journal, JournalError
 from daq.sinks.base import Sink
 
 __all__ = ["Forwarder", "ForwarderStats"]
@@ -63,6 +68,8 @@ class Forwarder:
         self.backoff = backoff or Backoff(initial=0.5, cap=30.0)
         self.stats = ForwarderStats()
         self._opened = False
+        #: The journal problem last logged ("" when the journal is fine).
+        self._journal_problem = ""
 
     @property
     def key(self) -> str:
@@ -128,6 +135,18 @@ class Forwarder:
     def close(self) -> None:
         self.sink.close()
 
+    def _journal_failed(self, exc: BaseException) -> None:
+        """Say once per distinct problem that forwarding waits for the journal."""
+        message = (
+            f"cannot record in the journal {self.journal.path} what was sent to {self.sink.name}"
+            f" ({exc}); is the disk full or the file read-only? Forwarding waits and tries again;"
+            " a batch sent meanwhile is sent again, and the database keeps one copy of each point"
+        )
+        self.stats.last_error = message
+        if str(exc) != self._journal_problem:
+            log.error("JOURNAL PROBLEM: %s", message)
+            self._journal_problem = str(exc)
+
     async def run(
         self,
         stop: asyncio.Event,
@@ -153,6 +172,17 @@ class Forwarder:
                 return
             try:
                 moved = await loop.run_in_executor(executor, self.step)
+            except (JournalError, sqlite3.Error) as exc:
+                self._journal_failed(exc)
+                delay = self.backoff.next()
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return
+                    await asyncio.sleep(min(delay, left))
+                    continue
+                await _wait(stop, delay)
+                continue
             except RetryableSinkError as exc:
                 self.stats.retries += 1
                 backlog = await loop.run_in_executor(executor, self.journal.backlog, self.key)
@@ -176,6 +206,11 @@ class Forwarder:
                     continue
                 await _wait(stop, delay)
                 continue
+            if self._journal_problem and moved:
+                log.warning(
+                    "%s: the journal can be written again; forwarding goes on", self.sink.name
+                )
+                self._journal_problem = ""
             if self.stats.state == "down":
                 log.warning("%s is taking data again", self.sink.name)
             set_state("up")
