@@ -67,6 +67,9 @@ class JournalConfig(_Strict):
 
 
 class InfluxConfig(_Strict):
+    """Where readings are forwarded. ``token_file`` and ``password_file``, when relative, start
+    at the config file's folder (``load_config``); ``verify_tls`` is on unless turned off."""
+
     url: Annotated[str, Field(pattern=r"^https?://")]
     api: Literal["v1", "v2"] = "v1"
     database: str | None = None
@@ -285,7 +288,14 @@ def parse_config(
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(p for p in _problems_from(exc, file, raw) if p.key != "schema")
+        # The top-level schema was reported above; a "schema" key inside an instrument's table
+        # is a misplaced setting of its own (found by fuzzing: it used to be dropped here too,
+        # leaving an invalid config with no problem listed).
+        problems.extend(
+            p
+            for p in _problems_from(exc, file, raw)
+            if p.key != "schema" or p.instrument is not None
+        )
     # Whatever else is wrong, check each instrument that is well-formed on its own with its
     # driver, so that one run of `daq check` lists every problem.
     instruments = config.instrument if config is not None else _valid_parts(raw)
@@ -401,7 +411,35 @@ def load_config(path: Path, check_instrument: InstrumentCheck | None = None) -> 
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([ConfigProblem(file, "", f"is not valid TOML: {exc}")]) from exc
-    return parse_config(raw, file, check_instrument)
+    except (RecursionError, ValueError) as exc:
+        # tomllib's own limits: arrays or tables nested thousands deep overflow its recursive
+        # parser, and integers over 4300 digits exceed int()'s limit (found by fuzzing).
+        raise ConfigError(
+            [ConfigProblem(file, "", f"is not valid TOML: {_toml_limit(exc)}")]
+        ) from exc
+    return parse_config(_secret_files_from(raw, path.parent), file, check_instrument)
+
+
+def _secret_files_from(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``token_file`` / ``password_file`` given relative: from the config's folder, like the
+    journal and the specs folder. Without this they were taken from the working directory, so
+    ``daq check`` in /etc/hallmark and the daemon started by systemd in / read different files.
+    """
+    influx = raw.get("influx")
+    if not isinstance(influx, dict):
+        return raw
+    fixed = dict(influx)
+    for key in ("token_file", "password_file"):
+        value = fixed.get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            fixed[key] = str(base / value)
+    return {**raw, "influx": fixed}
+
+
+def _toml_limit(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "arrays or tables are nested too deep"
+    return f"a value is out of range ({str(exc).split(':')[0]})"
 
 
 def is_finite(value: float) -> bool:

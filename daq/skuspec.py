@@ -296,6 +296,13 @@ def load_spec(path: Path) -> SpecFile:
         raise ConfigError([ConfigProblem(file, "", f"cannot read it: {exc.strerror}")]) from exc
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError([ConfigProblem(file, "", f"is not valid TOML: {exc}")]) from exc
+    except RecursionError as exc:  # tomllib recurses once per nesting level (found by fuzzing)
+        raise ConfigError(
+            [ConfigProblem(file, "", "is not valid TOML: arrays or tables are nested too deep")]
+        ) from exc
+    except ValueError as exc:  # an integer longer than int()'s 4300-digit limit
+        why = str(exc).split(":")[0]
+        raise ConfigError([ConfigProblem(file, "", f"is not valid TOML: {why}")]) from exc
     try:
         spec = SkuSpec.model_validate(raw)
     except ValidationError as exc:

@@ -46,6 +46,7 @@ Strict, the first mismatch stops the replay.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -247,12 +248,26 @@ def _header_from(obj: object, where: str) -> Header:
     )
 
 
+def _seconds(value: object) -> float | None:
+    """A JSON number as finite, non-negative seconds, or None. JSON allows NaN, Infinity and
+    integers too large for a float (found by fuzzing), none of which is a time."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
 def _entry_from(obj: object, where: str) -> Entry:
     if not isinstance(obj, dict):
         raise TranscriptError(f"{where}: expected a JSON object")
-    t = obj.get("t")
-    if not isinstance(t, int | float) or isinstance(t, bool) or t < 0:
-        raise TranscriptError(f"{where}: 't' must be seconds since the start (got {t!r})")
+    t = _seconds(obj.get("t"))
+    if t is None:
+        shown = str(obj.get("t"))
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise TranscriptError(f"{where}: 't' must be seconds since the start (got {shown})")
     if "event" in obj:
         kind = obj["event"]
         if kind not in ("connect", "disconnect"):
@@ -260,7 +275,7 @@ def _entry_from(obj: object, where: str) -> Entry:
         by = obj.get("by")
         if by not in (None, "host", "instrument"):
             raise TranscriptError(f"{where}: 'by' must be host or instrument (got {by!r})")
-        return Event(float(t), cast(EventKind, kind), cast(Side | None, by))
+        return Event(t, cast(EventKind, kind), cast(Side | None, by))
     direction = obj.get("dir")
     if direction not in ("tx", "rx"):
         raise TranscriptError(f"{where}: 'dir' must be tx or rx (got {direction!r})")
@@ -278,7 +293,7 @@ def _entry_from(obj: object, where: str) -> Entry:
         raise TranscriptError(
             f"{where}: 'text' and 'hex' disagree; 'hex' is the record: fix it or remove 'text'"
         )
-    return Chunk(float(t), cast(Direction, direction), data)
+    return Chunk(t, cast(Direction, direction), data)
 
 
 def parse_transcript(text: str, source: str = "transcript") -> Transcript:
@@ -293,6 +308,10 @@ def parse_transcript(text: str, source: str = "transcript") -> Transcript:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise TranscriptError(f"{where}: not JSON ({exc.msg})") from exc
+        except RecursionError as exc:  # json recurses once per nesting level
+            raise TranscriptError(f"{where}: not a transcript line (nested too deep)") from exc
+        except ValueError as exc:  # an integer longer than int()'s 4300-digit limit
+            raise TranscriptError(f"{where}: not JSON ({str(exc).split(':')[0]})") from exc
         if header is None:
             header = _header_from(obj, where)
         else:

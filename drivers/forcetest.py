@@ -567,10 +567,13 @@ class ForceTestSession:
         return self._detector is not None and self._detector.in_test
 
     def _use_unit(self, unit: str) -> None:
+        # Build everything before changing any state: a unit of the wrong quantity raises
+        # UnitError here, and must leave the session as it was (found by fuzzing: it used to
+        # keep the new unit without a detector, and the next reading failed an assertion).
         armed = self._detector.armed if self._detector is not None else True
-        self.unit = unit
-        self._detector = ForceTestDetector(self.options.detector_settings(unit), armed=armed)
-        self._capacity = self.options.level(self.options.capacity, unit)
+        detector = ForceTestDetector(self.options.detector_settings(unit), armed=armed)
+        capacity = self.options.level(self.options.capacity, unit)
+        self.unit, self._detector, self._capacity = unit, detector, capacity
 
     def _load(self, value: float) -> float:
         d = self.options.direction
@@ -591,17 +594,18 @@ class ForceTestSession:
         ``flags`` are the reading's own (an overload the gauge reported): they go on the
         sample of the test the reading belongs to, if any.
         """
+        # Convert or switch first: a unit that does not fit raises UnitError before any
+        # state changes.
         if self.unit is None:
             self._use_unit(unit)
-        elif unit != self._gauge_unit:
-            self._pending.add(f"unit_changed:{self._gauge_unit}->{unit}")
-        self._gauge_unit = unit
-        if unit != self.unit:
-            assert self.unit is not None
+        elif unit != self.unit:
             if self.in_test:
                 value *= unit_factor(unit, self.unit, self.options.quantity)
             else:
                 self._use_unit(unit)
+        if self._gauge_unit is not None and unit != self._gauge_unit:
+            self._pending.add(f"unit_changed:{self._gauge_unit}->{unit}")
+        self._gauge_unit = unit
         detector = self._detector
         assert detector is not None
         point_flags = list(flags)

@@ -283,6 +283,8 @@ class Mark10:
         self.duplicates = 0
         #: Reading lines taken from the stream in push mode (duplicates included).
         self.stream_readings = 0
+        self._garbage_seen = 0  # the link's garbage count when last looked at
+        self._noisy = False  # line noise is arriving: reported once per burst
 
     # -- connect / close -----------------------------------------------------------------------
     def connect(self) -> None:
@@ -331,6 +333,7 @@ class Mark10:
         command = self.options.command
         self.link.write_line(command, _COMMAND_END)
         reading = self._reply(command)
+        self._report_noise()
         if command in _PEAK_COMMANDS and self.options.clear_after_peak:
             self.link.write_line("CLR", _COMMAND_END)
         unit = resolve_unit(reading.token, self.options.quantity, self.options.unit)
@@ -380,6 +383,24 @@ class Mark10:
                 return parsed
             self.ignored_lines += 1
             log.debug("%s: ignored %r while waiting for the reply to %r", self.name, line, command)
+
+    def _report_noise(self) -> None:
+        """Log line noise (bytes the link threw away) once when a burst of it begins.
+
+        The readings still parse once the noise is removed, so nothing else would tell the
+        technician that the cable, the baud rate or the grounding is wrong.
+        """
+        count = self.link.garbage
+        new = count - self._garbage_seen if count >= self._garbage_seen else count
+        self._garbage_seen = count
+        if new > 0 and not self._noisy:
+            log.warning(
+                "%s: %d byte(s) of line noise thrown away (not text): check the cable, the"
+                " baud rate and the grounding",
+                self.name,
+                new,
+            )
+        self._noisy = new > 0
 
     def _check_unasked(self, lines: list[str]) -> None:
         readings = [r for r in map(parse_line, lines) if isinstance(r, Reading)]
@@ -447,6 +468,7 @@ class Mark10:
                 self.ignored_lines += 1
                 log.debug("%s: ignored %r in the stream", self.name, line)
         samples += self._session.expire(time.monotonic(), time.time_ns())
+        self._report_noise()
         if problem is not None:
             if not samples:
                 raise problem

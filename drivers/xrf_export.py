@@ -388,7 +388,7 @@ class XrfExport:
                 raise _Refused("it is a symbolic link; Hallmark reads plain files only") from exc
             self._require_folder()
             if name not in self._unreadable:  # a writer holding a lock on a share, say
-                log.warning("%s: cannot open %s yet (%s)", self.name, name, exc.strerror)
+                log.warning("%s: cannot open %s yet (%s)", self.name, _shown(name), exc.strerror)
                 self._unreadable.add(name)
             self._watch.pop(name, None)
             return None
@@ -406,7 +406,7 @@ class XrfExport:
                 data = fh.read(limit + 1)
             except OSError as exc:
                 self._require_folder()
-                log.warning("%s: cannot read %s yet (%s)", self.name, name, exc.strerror)
+                log.warning("%s: cannot read %s yet (%s)", self.name, _shown(name), exc.strerror)
                 self._watch.pop(name, None)
                 return None
             after = os.fstat(fh.fileno())
@@ -431,7 +431,7 @@ class XrfExport:
             got = self._read(name)
         except _Refused as exc:
             self._reject(name, str(exc), None)
-            raise ProtocolError(f"{name}: set aside: {exc}") from None
+            raise ProtocolError(f"{_shown(name)}: set aside: {exc}") from None
         if got is None:
             return []
         data, st = got
@@ -442,8 +442,8 @@ class XrfExport:
             log.info(
                 "%s: %s is a duplicate of %s (ingested %s); skipped",
                 self.name,
-                name,
-                known.get("name", "?"),
+                _shown(name),
+                _shown(str(known.get("name", "?"))),
                 known.get("at", "?"),
             )
             self._done(name, st, "duplicate")
@@ -452,7 +452,7 @@ class XrfExport:
             series = parse_export(data, self.template)
         except (ProtocolError, UnitError) as exc:
             self._reject(name, str(exc), st)
-            raise type(exc)(f"{name}: set aside: {exc}") from exc
+            raise type(exc)(f"{_shown(name)}: set aside: {exc}") from exc
         samples: list[Sample] = []
         extra: list[tuple[str, FieldValue]] = [("source", name), ("file_sha256", digest[:16])]
         for k, one in enumerate(series, start=1):
@@ -470,7 +470,7 @@ class XrfExport:
             )
             self._last_ns = base + len(one.readings) - 1
         self._pending = (digest, name, st)
-        log.info("%s: ingested %s (%d samples)", self.name, name, len(samples))
+        log.info("%s: ingested %s (%d samples)", self.name, _shown(name), len(samples))
         return self._flag_unit_changes(samples)
 
     def _flag_unit_changes(self, samples: list[Sample]) -> list[Sample]:
@@ -502,7 +502,7 @@ class XrfExport:
             self._require_folder()
             # The hash is saved, so the file is never ingested again; leave it marked in place
             # so that it is not tried again at every scan either.
-            log.warning("%s: cannot move %s to %s: %s", self.name, name, target_dir, exc)
+            log.warning("%s: cannot move %s to %s: %s", self.name, _shown(name), target_dir, exc)
             state.marked[name] = [st.st_size, st.st_mtime_ns, status]
             state.save()
 
@@ -517,7 +517,7 @@ class XrfExport:
         state = self._state
         assert state is not None
         self._watch.pop(name, None)
-        log.warning("%s: %s set aside: %s", self.name, name, reason)
+        log.warning("%s: %s set aside: %s", self.name, _shown(name), reason)
         if self.options.after == "mark":
             if st is None:
                 with contextlib.suppress(OSError):
@@ -532,7 +532,7 @@ class XrfExport:
                 final = self._move(name, note_dir)
             except OSError as exc:
                 self._require_folder()
-                log.error("%s: cannot move %s to %s: %s", self.name, name, note_dir, exc)
+                log.error("%s: cannot move %s to %s: %s", self.name, _shown(name), note_dir, exc)
                 with contextlib.suppress(OSError):
                     st = st or os.lstat(self.directory / name)
                     state.marked[name] = [st.st_size, st.st_mtime_ns, "rejected"]
@@ -544,7 +544,7 @@ class XrfExport:
                 _reason_text(name, self.name, self.directory, reason), encoding="utf-8"
             )
         except OSError as exc:
-            log.error("%s: cannot write the reason for %s: %s", self.name, name, exc)
+            log.error("%s: cannot write the reason for %s: %s", self.name, _shown(name), exc)
 
     def _refuse_link(self, name: str) -> None:
         path = self.directory / name
@@ -562,13 +562,13 @@ class XrfExport:
             )
             where = "inside" if inside else "outside"
             reason = (
-                f"it is a symbolic link (to {target}, {where} the watched folder);"
+                f"it is a symbolic link (to {_shown(target)}, {where} the watched folder);"
                 " Hallmark reads plain files only"
             )
         else:
             reason = "it is not a regular file (a pipe, socket or device)"
         self._reject(name, reason, st)
-        raise ProtocolError(f"{name}: set aside: {reason}")
+        raise ProtocolError(f"{_shown(name)}: set aside: {reason}")
 
 
 def _free_name(folder: Path, name: str) -> str:
@@ -585,6 +585,14 @@ def _free_name(folder: Path, name: str) -> str:
     return f"{name}-{time.time_ns()}"
 
 
+def _shown(name: str) -> str:
+    """A file name fit for a log line or a message: as it is when plain, else quoted with its
+    control characters escaped, so that a name holding a newline cannot forge log lines."""
+    if name.isprintable():
+        return name
+    return repr(name)
+
+
 def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -592,7 +600,7 @@ def _utc_now() -> str:
 def _reason_text(name: str, instrument: str, folder: Path, reason: str) -> str:
     return (
         "Hallmark did not take the results in this file.\n\n"
-        f"File:        {name}\n"
+        f"File:        {_shown(name)}\n"
         f"Instrument:  {instrument}\n"
         f"When:        {_utc_now()}\n"
         f"Why:         {reason}\n\n"

@@ -350,15 +350,25 @@ def _template_data(ref: str | Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         raise ValueError(
             f"XRF template {path}: cannot read it: {exc} (built-in templates: {known})"
         ) from exc
+    except RecursionError as exc:  # tomllib recurses once per nesting level (found by fuzzing)
+        raise ValueError(f"XRF template {path}: arrays or tables are nested too deep") from exc
+    except ValueError as exc:  # an integer longer than int()'s 4300-digit limit
+        raise ValueError(f"XRF template {path}: {str(exc).split(':')[0]}") from exc
     parent = data.pop("extends", None)
     if parent is None:
         return data
-    if not isinstance(parent, str):
+    if not isinstance(parent, str) or not parent.strip():
         raise ValueError(f"XRF template {path}: extends: write a template name or path")
     parent_ref: str | Path = parent
     if ("/" in parent or parent.endswith(".toml")) and not Path(parent).is_absolute():
         parent_ref = path.parent / parent
-    return _merge(_template_data(parent_ref, (*seen, path)), data)
+    try:
+        base = _template_data(parent_ref, (*seen, path))
+    except ValueError as exc:
+        # Name the file that holds the bad 'extends' too, not only the parent (found by
+        # fuzzing: `extends = "x"` said only "XRF template .../x.toml: cannot read it").
+        raise ValueError(f"XRF template {path}: extends = {parent!r}: {exc}") from exc
+    return _merge(base, data)
 
 
 def load_template(ref: str | Path) -> Template:
@@ -494,6 +504,11 @@ def decode(data: bytes, encoding: str = "auto") -> tuple[str, str]:
         ) from exc
     except LookupError as exc:
         raise ProtocolError(f"unknown encoding {encoding!r} in the template") from exc
+    except UnicodeError as exc:
+        # Codecs such as idna, punycode or "undefined" raise the base class (found by fuzzing).
+        raise ProtocolError(
+            f"the content cannot be read as {used} text ({exc}); check the template's encoding"
+        ) from exc
     text = text.removeprefix("\ufeff")
     if "\x00" in text:
         raise ProtocolError("the content is binary (it holds zero bytes), not a text export")
@@ -1246,7 +1261,9 @@ def verify_statistics(
         if st.kind not in ("mean", "min", "max"):
             continue
         nums = [lv.value for lv in values]
-        calc = {"mean": sum(nums) / len(nums), "min": min(nums), "max": max(nums)}[st.kind]
+        # Each term divided first: a plain sum of values near the float limit overflows.
+        mean = sum(v / len(nums) for v in nums)
+        calc = {"mean": mean, "min": min(nums), "max": max(nums)}[st.kind]
         tol = 0.5 * 10.0**-st.decimals + 0.5 * 10.0 ** -min(lv.decimals for lv in values)
         if abs(calc - st.value) > tol * (1 + 1e-9) + 1e-12:
             problems.append(
@@ -1339,7 +1356,8 @@ def to_samples(
         comp = [(f"comp_{el}_pct", v) for el, v in reading.composition]
         for idx, lv in enumerate(reading.layers):
             pct = uncertainty_pct(rules, series.application, lv.element, idx, len(reading.layers))
-            scaled: list[tuple[str, float]] = [("uncertainty", abs(lv.value) * pct / 100.0)]
+            # pct / 100 first: abs(value) * pct overflows to inf near the float limit (fuzzing).
+            scaled: list[tuple[str, float]] = [("uncertainty", abs(lv.value) * (pct / 100.0))]
             fields: list[tuple[str, FieldValue]] = [
                 *head,
                 ("reading", reading.number),

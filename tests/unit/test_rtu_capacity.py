@@ -172,7 +172,8 @@ def test_turnaround_option_reaches_the_plan():
     config = inst("c", "watlow_ezzone_pm", "rtu:///dev/ttyUSB0", options={"turnaround_s": 0.05})
     plan = capacity_plan(config, "watlow_ezzone_pm")
     assert plan.turnaround_s == 0.05
-    assert plan.reads == (BlockRead(360, 2), BlockRead(2160, 2))
+    # 360-361 the process value and 362 the input-error register, read in one block.
+    assert plan.reads == (BlockRead(360, 3), BlockRead(2160, 2))
     with pytest.raises(ValueError, match="turnaround_s"):
         capacity_plan(inst("c", "watlow_ezzone_pm", "rtu:///x", options={"turnaround_s": -1}), "x")
 
