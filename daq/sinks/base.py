@@ -98,12 +98,17 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - current)
 
 
-def server_message(body: bytes | str | None) -> str:
+def server_message(body: bytes | str | None, secrets: Sequence[str] = ()) -> str:
     """The server's own words from an error body: InfluxDB's JSON ``error`` (1.x) or
-    ``message`` (2.x), else the body as text; shortened to a readable length."""
+    ``message`` (2.x), else the body as text; shortened to a readable length. Every one of
+    ``secrets`` (the sink's token, password, basic-auth value) is replaced by ``***``, so a
+    server that echoes the credentials it was sent never puts them in the log."""
     if body is None:
         return ""
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
     text = text.strip()
     try:
         decoded = json.loads(text)

@@ -102,9 +102,12 @@ class InfluxV1Sink:
             params["rp"] = retention_policy
         self._write_target = f"{self._path}/write?{urllib.parse.urlencode(params)}"
         self._auth: dict[str, str] = {}
+        #: What must never reach a log line, even when a server echoes it back.
+        self._secrets: tuple[str, ...] = ()
         if username is not None:
             token = base64.b64encode(f"{username}:{password or ''}".encode()).decode("ascii")
             self._auth = {"Authorization": f"Basic {token}"}
+            self._secrets = tuple(x for x in (token, password) if x)
         self._tls: ssl.SSLContext | None = None
         if self._https:
             self._tls = ssl.create_default_context()
@@ -215,10 +218,9 @@ class InfluxV1Sink:
 
     # -- answers ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _query_error(answer: _Answer) -> str | None:
+    def _query_error(self, answer: _Answer) -> str | None:
         """The error of a ``/query`` answer (HTTP status or a statement's own), or None."""
-        message = server_message(answer.body)
+        message = server_message(answer.body, self._secrets)
         if answer.status != 200:
             return message or "no explanation given"
         try:
@@ -231,7 +233,7 @@ class InfluxV1Sink:
         return None
 
     def _write_error(self, answer: _Answer, body_size: int) -> SinkError:
-        message = server_message(answer.body)
+        message = server_message(answer.body, self._secrets)
         not_found = None
         if answer.status == 404:
             if "database not found" in message:

@@ -156,7 +156,7 @@ class InfluxV2Sink:
             )
         headers: Any = exc.headers
         retry_after = headers.get("Retry-After") if headers is not None else None
-        message = server_message(exc.body)
+        message = server_message(exc.body, (self._token,))
         not_found = (
             f"Check the URL, the organization '{self.org}' and the bucket '{self.bucket}': "
             "one of them does not exist, or the server does not speak the InfluxDB v2 API "
