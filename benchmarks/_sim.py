@@ -1,4 +1,9 @@
-"""Start a simulator as its own process (``daq simulate``), as a bench would see it."""
+"""Start a simulator as its own process (``daq simulate``), as a bench would see it.
+
+The simulator then has its own interpreter and GIL, so what a benchmark measures in this
+process is the client side only. Each simulator prints one JSON line once it serves (its
+address among others); the process is ended by its PID when the block exits.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +16,33 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+START_TIMEOUT_S = 60.0  # the machines these run on are shared: a busy one starts slowly
+
 
 @contextmanager
-def chamber_process(seed: int = 0) -> Iterator[dict[str, object]]:
-    cmd = [sys.executable, "-m", "daq", "simulate", "chamber", "--port", "0", "--seed", str(seed)]
+def simulator_process(kind: str, *args: str) -> Iterator[dict[str, object]]:
+    """``daq simulate KIND ARGS...`` in its own process; yields the JSON line it printed."""
+    cmd = [sys.executable, "-m", "daq", "simulate", kind, *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 20.0)
+        ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT_S)
         if not ready:
-            raise RuntimeError("simulator did not start within 20 s")
-        yield json.loads(proc.stdout.readline())
+            raise RuntimeError(f"the {kind} simulator did not start within {START_TIMEOUT_S:g} s")
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {kind} simulator exited with {proc.wait(timeout=10)}")
+        yield json.loads(line)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@contextmanager
+def chamber_process(seed: int = 0) -> Iterator[dict[str, object]]:
+    """The Watlow F4T over Modbus TCP (``daq simulate chamber``)."""
+    with simulator_process("chamber", "--port", "0", "--seed", str(seed)) as info:
+        yield info

@@ -36,7 +36,7 @@ from types import TracebackType
 from typing import Literal
 
 from daq.errors import HallmarkError
-from daq.lineprotocol import encode
+from daq.lineprotocol import encode_with_json
 from daq.model import Point
 from daq.sqlitefile import connect
 
@@ -79,11 +79,22 @@ class QuarantinedRow:
     at_ns: int
 
 
-def _line(point: Point) -> str | None:
-    try:
-        return encode(point)
-    except ValueError:
-        return None
+#: json.dumps(obj, ensure_ascii=False, separators=(",", ":")), without rebuilding the encoder
+#: for every call (json.dumps builds one per call when given options).
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+#: Tag sets already encoded, by their items: a bench has few series.
+_TAGS_JSON: dict[tuple[tuple[str, str], ...], str] = {}
+
+
+def _tags_json(tags: dict[str, str]) -> str:
+    key = tuple(tags.items())
+    text = _TAGS_JSON.get(key)
+    if text is None:
+        text = _json(tags)
+        if len(_TAGS_JSON) >= 8192:
+            _TAGS_JSON.clear()
+        _TAGS_JSON[key] = text
+    return text
 
 
 def _decode(row: tuple[int, int, str, str, str]) -> tuple[int, Point]:
@@ -138,16 +149,10 @@ class Journal:
         When this returns, the points are accepted: they survive a crash of the daemon (and,
         with ``synchronous = full``, a power loss).
         """
-        rows = [
-            (
-                p.time_ns,
-                p.measurement,
-                json.dumps(p.tags, ensure_ascii=False, separators=(",", ":")),
-                json.dumps(p.fields, ensure_ascii=False, separators=(",", ":")),
-                _line(p),
-            )
-            for p in points
-        ]
+        rows = []
+        for p in points:
+            line, fields = encode_with_json(p)
+            rows.append((p.time_ns, p.measurement, _tags_json(p.tags), fields, line))
         with self._lock:
             try:
                 with self._db:

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 
 from daq.lots import Baseline
-from daq.model import FieldValue, LotContext, Measurement, Reading, Verdict
+from daq.model import FieldValue, Limits, LotContext, Measurement, Reading, Verdict
 from daq.quality.judge import judge
 from daq.specs import SpecSource
 
@@ -43,6 +43,17 @@ class JudgeStage:
         self.calibration_due = dict(calibration_due or {})
         self.baseline = baseline
         self.today = today
+        self._revised: dict[tuple[LotContext, str | None], LotContext] = {}
+
+    def _with_rev(self, context: LotContext, rev: str | None) -> LotContext:
+        """The context with the spec revision in force (a handful per run, so kept)."""
+        key = (context, rev)
+        ctx = self._revised.get(key)
+        if ctx is None:
+            if len(self._revised) >= 256:
+                self._revised.clear()
+            ctx = self._revised[key] = replace(context, spec_rev=rev)
+        return ctx
 
     def judge(
         self,
@@ -54,15 +65,18 @@ class JudgeStage:
     ) -> Measurement:
         s = reading.sample
         rev = self.spec.revision(context)
-        ctx = context if rev == context.spec_rev else replace(context, spec_rev=rev)
+        ctx = context if rev == context.spec_rev else self._with_rev(context, rev)
         limits = self.spec.limits_for(s.instrument, s.measurement, s.channel, ctx)
-        stated = dict(reading.scaled).get("uncertainty")
+        stated = None
+        for name, value in reading.scaled:  # the last one wins, as in a dict
+            if name == "uncertainty":
+                stated = value
         if limits is not None and stated is not None and stated > limits.uncertainty:
             # The instrument's own uncertainty for this reading (an XRF application's)
             # widens the guard band when it is larger than the spec's.
-            limits = replace(limits, uncertainty=stated)
+            limits = Limits(limits.low, limits.high, limits.guard, stated)
         verdict = judge(reading.value, limits)
-        test = dict(s.extra)
+        test = dict(s.extra) if s.extra else _NO_EXTRA
         if test.get("held") is False and verdict.status in ("pass", "marginal", "none"):
             # A hold test (16 CFR 1500.51-.53 style) passes only if the part held the target
             # for the whole hold: a peak above the target is not enough.
@@ -77,6 +91,9 @@ class JudgeStage:
             if base is not None and base.sigma > 0:
                 z = (reading.value - base.mean) / base.sigma
         return Measurement(self.bench, reading, verdict, ctx, z, entered_by, extra)
+
+
+_NO_EXTRA: dict[str, FieldValue] = {}
 
 
 def _overdue(verdict: Verdict, due: date) -> Verdict:

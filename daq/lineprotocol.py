@@ -18,19 +18,24 @@ not end with one.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from functools import lru_cache
+from json.encoder import encode_basestring
 
 from daq.model import FieldValue, Point
 
-__all__ = ["encode", "encode_many"]
+__all__ = ["encode", "encode_many", "encode_with_json"]
 
 _MEAS = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n"})
 _KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n"})
 
 
 def _field(value: FieldValue) -> str | None:
+    if type(value) is str:  # the common case after floats
+        text = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'"{text}"'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -57,23 +62,91 @@ def _key(name: str) -> str:
     return name.translate(_KEY)
 
 
+#: Escaped field keys seen so far (the schema has few); filled by ``encode``.
+_KEYS: dict[str, str] = {}
+_isfinite = math.isfinite
+
+
 def encode(point: Point) -> str:
     """One point as one line of line protocol (no trailing newline)."""
     fields = []
+    keys = _KEYS
     for key, value in point.fields.items():
+        k = keys.get(key)
+        if k is None:
+            k = _key(key)
+            if len(keys) < 4096:
+                keys[key] = k
         if type(value) is float:  # the common case first
-            if not math.isfinite(value):
-                continue
-            encoded: str | None = repr(value)
-        else:
-            encoded = _field(value)
-            if encoded is None:
-                continue
-        fields.append(f"{_key(key)}={encoded}")
+            if _isfinite(value):
+                fields.append(f"{k}={value!r}")
+            continue
+        encoded = _field(value)
+        if encoded is not None:
+            fields.append(f"{k}={encoded}")
     if not fields:
         raise ValueError(f"point {point.measurement!r} has no writable field")
     head = _head(point.measurement, tuple(point.tags.items()))
     return f"{head} {','.join(fields)} {point.time_ns}"
+
+
+_json_fields = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+#: Field keys seen so far: (escaped for line protocol, as json.dumps writes a key).
+_BOTH_KEYS: dict[str, tuple[str, str]] = {}
+_JSON_NONFINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def encode_with_json(point: Point) -> tuple[str | None, str]:
+    """The point's line (None when it has no writable field) and its fields as compact JSON.
+
+    The JSON is exactly ``json.dumps(point.fields, ensure_ascii=False, separators=(",", ":"))``
+    (the journal's ``fields`` column), written in the same pass as the line so each value is
+    formatted once: a float's ``repr`` is what both line protocol and the json module write.
+    """
+    both = _BOTH_KEYS
+    line: list[str] = []
+    doc: list[str] = []
+    for key, value in point.fields.items():
+        pair = both.get(key)
+        if pair is None:
+            if type(key) is not str:
+                break  # not a schema field: the general encoders below
+            pair = (_key(key), encode_basestring(key))
+            if len(both) < 4096:
+                both[key] = pair
+        k, jk = pair
+        t = type(value)
+        if t is float and isinstance(value, float):  # exactly a float (isinstance for mypy)
+            if _isfinite(value):
+                text = repr(value)
+                line.append(f"{k}={text}")
+                doc.append(f"{jk}:{text}")
+            else:
+                doc.append(f"{jk}:{_JSON_NONFINITE.get(value, 'NaN')}")
+        elif t is str and isinstance(value, str):
+            escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            line.append(f'{k}="{escaped}"')
+            doc.append(f"{jk}:{encode_basestring(value)}")
+        elif t is bool:
+            text = "true" if value else "false"
+            line.append(f"{k}={text}")
+            doc.append(f"{jk}:{text}")
+        elif t is int:
+            text = repr(value)
+            line.append(f"{k}={text}i")
+            doc.append(f"{jk}:{text}")
+        else:
+            break  # a subclass or another type: the general encoders below
+    else:
+        if not line:
+            return None, "{" + ",".join(doc) + "}"
+        head = _head(point.measurement, tuple(point.tags.items()))
+        return f"{head} {','.join(line)} {point.time_ns}", "{" + ",".join(doc) + "}"
+    try:
+        encoded: str | None = encode(point)
+    except ValueError:
+        encoded = None
+    return encoded, _json_fields(point.fields)
 
 
 def encode_many(points: Iterable[Point]) -> str:

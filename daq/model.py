@@ -11,6 +11,7 @@ the forwarder ships (docs/schema.md); events and health figures are points too.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 __all__ = [
@@ -145,33 +146,33 @@ class Measurement:
 
     def to_point(self) -> Point:
         """The measurement as a schema point (docs/schema.md)."""
-        s = self.reading.sample
-        tags = {"bench": self.bench, "instrument": s.instrument, "feature": s.channel}
-        if s.channel.startswith("layer_"):
-            # Plating layers are also grouped by element alone (layer=Au) on dashboards.
-            tags["layer"] = s.channel.removeprefix("layer_")
-        tags.update(self.context.tags())
-        fields: dict[str, FieldValue] = {
-            "value": self.reading.value,
-            "unit": self.reading.unit,
-            "status": self.verdict.status,
-        }
+        reading = self.reading
+        s = reading.sample
+        # A copy: the cached tag set of the series is shared between points.
+        tags = _series_tags(self.bench, s.instrument, s.channel, self.context).copy()
         v = self.verdict
-        for name, val in (
-            ("low", v.low),
-            ("high", v.high),
-            ("margin", v.margin),
-            ("margin_pct", v.margin_pct),
-            ("baseline_z", self.baseline_z),
-        ):
-            if val is not None:
-                fields[name] = val
+        fields: dict[str, FieldValue] = {
+            "value": reading.value,
+            "unit": reading.unit,
+            "status": v.status,
+        }
+        if v.low is not None:
+            fields["low"] = v.low
+        if v.high is not None:
+            fields["high"] = v.high
+        if v.margin is not None:
+            fields["margin"] = v.margin
+        if v.margin_pct is not None:
+            fields["margin_pct"] = v.margin_pct
+        if self.baseline_z is not None:
+            fields["baseline_z"] = self.baseline_z
         if v.reason:
             fields["reason"] = v.reason
         if self.entered_by:
             fields["entered_by"] = self.entered_by
-        fields.update(self.extra)
-        if s.unit != self.reading.unit:
+        if self.extra:
+            fields.update(self.extra)
+        if s.unit != reading.unit:
             fields["raw_value"] = s.value
             fields["raw_unit"] = s.unit
         if s.raw:
@@ -180,9 +181,22 @@ class Measurement:
             fields["instrument_time"] = s.instrument_time
         if s.flags:
             fields["flags"] = ",".join(s.flags)
-        fields.update(self.reading.scaled)
-        fields.update(s.extra)
+        if reading.scaled:
+            fields.update(reading.scaled)
+        if s.extra:
+            fields.update(s.extra)
         return Point(s.measurement, tags, fields, s.time_ns)
+
+
+@lru_cache(maxsize=4096)
+def _series_tags(bench: str, instrument: str, channel: str, context: LotContext) -> dict[str, str]:
+    """The tag set of one series (cached: a bench has few). Callers must copy it."""
+    tags = {"bench": bench, "instrument": instrument, "feature": channel}
+    if channel.startswith("layer_"):
+        # Plating layers are also grouped by element alone (layer=Au) on dashboards.
+        tags["layer"] = channel.removeprefix("layer_")
+    tags.update(context.tags())
+    return tags
 
 
 @dataclass(frozen=True, slots=True)

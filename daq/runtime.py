@@ -4,13 +4,16 @@
   every driver call runs in a worker thread from a pool sized to the instruments; a dead or slow
   instrument holds only its own thread and never stalls the others.
 - A polled instrument is polled on a fixed schedule (next = previous + interval, so latency does
-  not accumulate into drift; polls that could not happen in time are counted as missed). A push
-  instrument is listened to in a loop.
+  not accumulate into drift; polls that could not happen in time are counted as missed). While
+  its link is up, one worker thread polls it on that schedule and hands each poll's result to
+  the event loop, which keeps the figures and accepts the readings; the thread does not wait
+  for the loop between polls. A push instrument is listened to in a loop.
 - A lost link is reopened with capped exponential backoff and jitter. The log says what went
   wrong, naming the instrument, once per change of state rather than once per poll.
 - Every sample is normalized (daq/units.py) and judged (daq/quality/judge.py) against the
   limits the ``SpecSource`` gives in the lot context of the moment, then handed to the journal
-  writer, which commits in groups: a measurement is accepted once its group has committed.
+  writer, which commits in groups (what arrives within ``commit_window``, 50 ms by default, in
+  one transaction): a measurement is accepted once its group has committed.
 - A rejected sample (unknown unit) becomes an ``event`` with the reason; it never crashes a task.
 - Health figures per instrument are written as ``daq_health`` points every ``health_interval``.
 - ``stop()`` (SIGTERM/SIGINT in ``daq run``) ends the polls, commits what was measured, and
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +65,8 @@ class RuntimeSettings:
     reconnect_cap: float = 30.0
     retention_days: float = 0.0
     drain_timeout: float = 5.0
+    #: Longest a measured point waits for its group commit (seconds); 0: commit at once.
+    commit_window: float = 0.05
 
 
 @dataclass(slots=True)
@@ -96,7 +102,23 @@ class InstrumentHealth:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Poll:
+    """What one poll in a worker thread brought, for the event loop (``Runtime._polled``)."""
+
+    name: str
+    samples: Sequence[Sample]
+    elapsed: float
+    error: HallmarkError | None
+    missed: int
+    seen_ns: int
+
+
 MeasurementObserver = Callable[[Measurement], None]
+_NO_FLAGS: frozenset[str] = frozenset()
+#: How long poll results may wait to be taken by the event loop (see ``Runtime._post``); far
+#: below the group commit window, so acceptance is not delayed by it in practice.
+_BATCH_S = 0.002
 
 
 class Runtime:
@@ -147,6 +169,12 @@ class Runtime:
         self._backlog: dict[str, int] = {}
         self._queue: asyncio.Queue[Point] = asyncio.Queue()
         self._stop = asyncio.Event()
+        # The same, for the worker threads that poll (see _poll_run).
+        self._halt = threading.Event()
+        # Results posted by worker threads, run in order in the loop's thread (see _post).
+        self._inbox: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        self._inbox_lock = threading.Lock()
+        self._inbox_scheduled = False
         self._polls_done = asyncio.Event()
         # Set once the writer has committed the last points: only then may forwarders drain.
         self._committed = asyncio.Event()
@@ -162,6 +190,7 @@ class Runtime:
     def stop(self) -> None:
         """Ask every task to finish (safe to call from a signal handler)."""
         self._stop.set()
+        self._halt.set()
 
     @property
     def exposure(self) -> dict[str, ExposureState]:
@@ -197,7 +226,7 @@ class Runtime:
                 try:
                     await asyncio.wait_for(self._stop.wait(), timeout=duration)
                 except TimeoutError:
-                    self._stop.set()
+                    self.stop()
             else:
                 await self._stop.wait()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -212,6 +241,7 @@ class Runtime:
                 )
             self._report()
         finally:
+            self._halt.set()  # poll runs end after their current poll
             for t in [*tasks, writer, *fwd]:
                 t.cancel()
             loop = asyncio.get_running_loop()
@@ -245,20 +275,22 @@ class Runtime:
                 backoff.reset()
                 self._set_online(driver.name, health, True)
                 next_at = time.monotonic()
-            started = time.monotonic()
+            if sched.interval is not None:
+                # A poll run: a worker thread polls on the schedule until the runtime stops
+                # (None) or the link is lost (the error), handing its results to the loop.
+                lost = await loop.run_in_executor(
+                    self._pool, self._poll_run, loop, driver, health, sched.interval, next_at
+                )
+                self._drain_inbox()  # every result of the run, before what follows it
+                if lost is not None:
+                    connected = False
+                    await self._link_lost(driver, health, lost, backoff)
+                continue
             try:
-                if sched.interval is None:
-                    samples = await loop.run_in_executor(self._pool, driver.receive, 1.0)
-                else:
-                    samples = await loop.run_in_executor(self._pool, driver.poll)
+                samples = await loop.run_in_executor(self._pool, driver.receive, 1.0)
             except TransportError as exc:
-                health.errors += 1
-                health.reconnects += 1
                 connected = False
-                await loop.run_in_executor(self._pool, driver.close)
-                self._problem(driver.name, health, f"link lost: {exc}")
-                self._set_online(driver.name, health, False, str(exc))
-                await self._sleep(backoff.next())
+                await self._link_lost(driver, health, exc, backoff)
                 continue
             except HallmarkError as exc:
                 health.errors += 1
@@ -268,22 +300,98 @@ class Runtime:
                 if health.last_error:
                     log.info("%s: answering normally again", driver.name)
                     health.last_error = health._logged_error = ""
-            elapsed = time.monotonic() - started
-            if sched.interval is not None:
-                health.polls += 1
-                health.last_latency_s = elapsed
-                health.latency_total_s += elapsed
             if samples:
                 health.last_seen_ns = time.time_ns()
-                self._accept(samples, health)
-            if sched.interval is not None:
-                next_at += sched.interval
-                now = time.monotonic()
-                if next_at < now:
-                    skipped = int((now - next_at) / sched.interval) + 1
-                    health.missed += skipped
-                    next_at += skipped * sched.interval
-                await self._sleep(next_at - time.monotonic())
+                # Accepted by the event loop as soon as this task waits again, while the
+                # instrument is listened to again, so the two overlap. Callbacks run in order,
+                # so readings are accepted in the order they came.
+                loop.call_soon(self._accept, samples, health)
+
+    async def _link_lost(
+        self, driver: Driver, health: InstrumentHealth, exc: TransportError, backoff: Backoff
+    ) -> None:
+        health.errors += 1
+        health.reconnects += 1
+        await asyncio.get_running_loop().run_in_executor(self._pool, driver.close)
+        self._problem(driver.name, health, f"link lost: {exc}")
+        self._set_online(driver.name, health, False, str(exc))
+        await self._sleep(backoff.next())
+
+    def _poll_run(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        driver: Driver,
+        health: InstrumentHealth,
+        interval: float,
+        next_at: float,
+    ) -> TransportError | None:
+        """Poll on the schedule in this worker thread until the runtime stops (None) or the
+        link is lost (the error). next = previous + interval; polls that could not happen in
+        time are counted as missed. Each poll's result goes to the event loop (``_polled``),
+        which keeps every figure and accepts the readings: the thread touches only the driver,
+        so a poll needs no hop to the loop and back before the next one starts."""
+        while not self._halt.is_set():
+            started = time.monotonic()
+            error: HallmarkError | None = None
+            try:
+                samples = driver.poll()
+            except TransportError as exc:
+                return exc
+            except HallmarkError as exc:
+                error, samples = exc, []
+            elapsed = time.monotonic() - started
+            seen_ns = time.time_ns() if samples else 0
+            next_at += interval
+            now = time.monotonic()
+            missed = 0
+            if next_at < now:
+                missed = int((now - next_at) / interval) + 1
+                next_at += missed * interval
+            result = _Poll(driver.name, samples, elapsed, error, missed, seen_ns)
+            self._post(loop, self._polled, health, result)
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                self._halt.wait(delay)
+        return None
+
+    def _polled(self, health: InstrumentHealth, poll: _Poll) -> None:
+        """One poll's result, in the event loop's thread."""
+        if poll.error is not None:
+            health.errors += 1
+            self._problem(poll.name, health, str(poll.error))
+        elif health.last_error:
+            log.info("%s: answering normally again", poll.name)
+            health.last_error = health._logged_error = ""
+        health.polls += 1
+        health.last_latency_s = poll.elapsed
+        health.latency_total_s += poll.elapsed
+        if poll.samples:
+            health.last_seen_ns = poll.seen_ns
+            self._accept(poll.samples, health)
+        health.missed += poll.missed
+
+    def _post(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` in the event loop's thread, after everything posted before it.
+        Called from worker threads. Results are taken in batches, ``_BATCH_S`` after the first
+        one of a batch, so that fast polling wakes the loop once per batch, not once per poll
+        (a poll run's end drains what is left, see ``_instrument``)."""
+        with self._inbox_lock:
+            self._inbox.append((fn, args))
+            if self._inbox_scheduled:
+                return
+            self._inbox_scheduled = True
+        loop.call_soon_threadsafe(loop.call_later, _BATCH_S, self._drain_inbox)
+
+    def _drain_inbox(self) -> None:
+        with self._inbox_lock:
+            batch, self._inbox = self._inbox, []
+            self._inbox_scheduled = False
+        for fn, args in batch:
+            try:
+                fn(*args)
+            except Exception:
+                # A bug in accepting one result must not drop the other results of the batch.
+                log.exception("a poll result could not be handled; the next ones are")
 
     def _accept(self, samples: Sequence[Sample], health: InstrumentHealth) -> None:
         ctx = self.context()
@@ -352,8 +460,10 @@ class Runtime:
     def _watch_flags(self, s: Sample) -> None:
         """Say it once when a driver starts (or stops) flagging a channel."""
         key = (s.instrument, s.channel)
+        before = self._flags.get(key, _NO_FLAGS)
+        if not s.flags and not before:
+            return  # the common case: nothing flagged, nothing was
         now = frozenset(f for f in s.flags if not f.startswith("unit_changed"))
-        before = self._flags.get(key, frozenset())
         for flag in s.flags:
             if flag.startswith("unit_changed") or flag not in before:
                 text = describe_flag(flag)
@@ -388,6 +498,13 @@ class Runtime:
             Point("event", tags, {"message": message, "severity": severity}, time.time_ns())
         )
 
+    async def _wait_done(self, seconds: float) -> None:
+        """Wait ``seconds``, or less once the polls have ended."""
+        try:
+            await asyncio.wait_for(self._polls_done.wait(), timeout=seconds)
+        except TimeoutError:
+            return
+
     async def _sleep(self, seconds: float) -> None:
         if seconds <= 0:
             await asyncio.sleep(0)
@@ -415,6 +532,10 @@ class Runtime:
                     get.cancel()
                     continue
                 pending.append(get.result())
+            if self.settings.commit_window > 0 and not self._polls_done.is_set():
+                # Group commit: let a window's worth of points gather so that one transaction
+                # (and one fsync) carries many polls. Nothing counts as accepted before.
+                await self._wait_done(self.settings.commit_window)
             while not self._queue.empty():
                 pending.append(self._queue.get_nowait())
             try:

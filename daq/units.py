@@ -232,11 +232,17 @@ class Normalizer:
 
     def normalize(self, sample: Sample) -> Reading:
         """Convert one sample. Raises UnitError with a reason naming the channel."""
+        value = sample.value
         try:
-            value, symbol = convert(sample.value, sample.unit, sample.quantity)
-            scaled = tuple(
-                (name, convert(v, sample.unit, sample.quantity)[0]) for name, v in sample.scaled
-            )
+            # convert(), inlined: this runs for every reading.
+            if not math.isfinite(value):
+                raise UnitError(f"value {value!r} is not a finite number")
+            lin = _resolve(sample.unit, sample.quantity)
+            scaled: tuple[tuple[str, float], ...] = ()
+            if sample.scaled:
+                scaled = tuple(
+                    (name, convert(v, sample.unit, sample.quantity)[0]) for name, v in sample.scaled
+                )
         except UnitError as exc:
             raise UnitError(f"{sample.measurement}.{sample.channel}: {exc}") from exc
-        return Reading(sample=sample, value=value, unit=symbol, scaled=scaled)
+        return Reading(sample, value * lin.scale + lin.offset, lin.symbol, scaled)

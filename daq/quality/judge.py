@@ -27,12 +27,16 @@ def judge(value: float, limits: Limits | None) -> Verdict:
     if limits is None or (limits.low is None and limits.high is None):
         return Verdict(status="none")
     low, high = limits.low, limits.high
-    distances = []
-    if low is not None:
-        distances.append(value - low)
-    if high is not None:
-        distances.append(high - value)
-    margin = min(distances)
+    margin: float
+    if low is None:
+        assert high is not None
+        margin = high - value
+    elif high is None:
+        margin = value - low
+    else:
+        # As min() of the two: the upper distance only when strictly smaller.
+        above, below = value - low, high - value
+        margin = below if below < above else above
     band = max(limits.guard, limits.uncertainty, 0.0)
     status: Status
     if margin < -band:
@@ -46,4 +50,4 @@ def judge(value: float, limits: Limits | None) -> Verdict:
     else:
         limit = low if low is not None else high
         pct = 100.0 * margin / abs(limit) if limit else None
-    return Verdict(status=status, margin=margin, margin_pct=pct, low=low, high=high)
+    return Verdict(status, margin, pct, low, high)
