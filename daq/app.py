@@ -240,6 +240,10 @@ async def run_bench(
         checks.add(task)
         task.add_done_callback(checks.discard)
 
+    # Handlers in place before: put back after (remove_signal_handler would leave the default
+    # action, so a late second SIGTERM would kill a process that has already stopped cleanly).
+    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {sig: signal.getsignal(sig) for sig in handled}
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
     if reload is not None:
@@ -256,8 +260,10 @@ async def run_bench(
             on_started = None
     finally:
         notify("STOPPING=1")
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in handled:
             loop.remove_signal_handler(sig)
+            if previous[sig] is not None:
+                signal.signal(sig, previous[sig])
         for task in list(checks):
             task.cancel()
 

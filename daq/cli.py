@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -190,6 +191,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from daq.app import configure_logging, load, run_bench
 
     configure_logging(logging.DEBUG if args.verbose else logging.INFO)
+
+    def already_stopping(signum: int, frame: object) -> None:
+        logging.getLogger("daq").info("signal %d: already stopping", signum)
+
+    # Outside run_bench's own handlers (just before it starts, or once it has stopped), a
+    # signal must not kill the daemon half-way: it is only noted.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, already_stopping)
     try:
         config = load(args.config)
     except ConfigError as exc:
@@ -299,7 +308,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
     for name, e in status.get("exposure", {}).items():
         print(f"  {name:<18} exposure valid {e['valid_hours']:.2f} h, {e['excursions']} excursions")
     j = status["journal"]
-    print(f"  journal {j['path']}: {j['accepted']} accepted, {j['write_failures']} write failures")
+    held = j.get("held", 0)
+    print(
+        f"  journal {j['path']}: {j['accepted']} accepted, {j['write_failures']} write failures"
+        + (
+            f", {held} held in memory (NOT yet accepted: the journal cannot be written)"
+            if held
+            else ""
+        )
+    )
     for f in status["forwarders"]:
         backlog = f["backlog"] if f["backlog"] is not None else "?"
         print(

@@ -67,6 +67,10 @@ class RuntimeSettings:
     drain_timeout: float = 5.0
     #: Longest a measured point waits for its group commit (seconds); 0: commit at once.
     commit_window: float = 0.05
+    #: Points waiting for the journal beyond which instruments are not polled (their polls
+    #: count as missed): an overloaded or failing journal shows as missed polls, never as
+    #: memory growing without end.
+    max_pending: int = 100_000
 
 
 @dataclass(slots=True)
@@ -85,10 +89,21 @@ class InstrumentHealth:
     latency_total_s: float = 0.0
     last_error: str = ""
     _logged_error: str = field(default="", repr=False)
+    #: How late each poll started against its schedule since the last health write (s).
+    lateness: list[float] = field(default_factory=list, repr=False)
 
     def fields(self) -> dict[str, FieldValue]:
         mean = self.latency_total_s / self.polls if self.polls else 0.0
+        late = sorted(self.lateness)
+        self.lateness = []
+        extra: dict[str, FieldValue] = {}
+        if late:
+            extra = {
+                "late_ms_max": round(late[-1] * 1000.0, 3),
+                "late_ms_p99": round(late[min(len(late) - 1, int(0.99 * len(late)))] * 1000.0, 3),
+            }
         return {
+            **extra,
             "polls": self.polls,
             "errors": self.errors,
             "reconnects": self.reconnects,
@@ -112,6 +127,7 @@ class _Poll:
     error: HallmarkError | None
     missed: int
     seen_ns: int
+    late_s: float = 0.0
 
 
 MeasurementObserver = Callable[[Measurement], None]
@@ -166,6 +182,14 @@ class Runtime:
         # Salt-spray exposure validity per chamber (daq/quality/exposure.py).
         self._exposure: dict[str, ExposureState] = {}
         self._intervals = {s.driver.name: s.interval or 1.0 for s in self.instruments}
+        # Polled instruments start their schedules spread over their interval (instrument i of
+        # n at i/n of it), so that many instruments do not all poll at the same instant.
+        polled = [s for s in self.instruments if s.interval is not None]
+        self._phase = {
+            s.driver.name: (s.interval or 0.0) * i / len(polled) for i, s in enumerate(polled)
+        }
+        self.journal_held = 0
+        self.journal_lost = 0
         self._backlog: dict[str, int] = {}
         self._queue: asyncio.Queue[Point] = asyncio.Queue()
         self._stop = asyncio.Event()
@@ -274,7 +298,7 @@ class Runtime:
                 connected = True
                 backoff.reset()
                 self._set_online(driver.name, health, True)
-                next_at = time.monotonic()
+                next_at = time.monotonic() + self._phase.get(driver.name, 0.0)
             if sched.interval is not None:
                 # A poll run: a worker thread polls on the schedule until the runtime stops
                 # (None) or the link is lost (the error), handing its results to the loop.
@@ -300,6 +324,8 @@ class Runtime:
                 if health.last_error:
                     log.info("%s: answering normally again", driver.name)
                     health.last_error = health._logged_error = ""
+            while self._queue.qsize() >= self.settings.max_pending and not self._stop.is_set():
+                await self._sleep(0.05)  # the journal is behind: do not pile up more
             if samples:
                 health.last_seen_ns = time.time_ns()
                 # Accepted by the event loop as soon as this task waits again, while the
@@ -331,7 +357,17 @@ class Runtime:
         which keeps every figure and accepts the readings: the thread touches only the driver,
         so a poll needs no hop to the loop and back before the next one starts."""
         while not self._halt.is_set():
+            delay = next_at - time.monotonic()
+            if delay > 0 and self._halt.wait(delay):
+                break
+            if self._queue.qsize() >= self.settings.max_pending:
+                # The journal is behind (overload, or it cannot be written): this poll does
+                # not happen and is counted as missed, rather than piling points up in memory.
+                next_at += interval
+                self._post(loop, self._skipped, health)
+                continue
             started = time.monotonic()
+            late = max(0.0, started - next_at)
             error: HallmarkError | None = None
             try:
                 samples = driver.poll()
@@ -347,12 +383,12 @@ class Runtime:
             if next_at < now:
                 missed = int((now - next_at) / interval) + 1
                 next_at += missed * interval
-            result = _Poll(driver.name, samples, elapsed, error, missed, seen_ns)
+            result = _Poll(driver.name, samples, elapsed, error, missed, seen_ns, late)
             self._post(loop, self._polled, health, result)
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                self._halt.wait(delay)
         return None
+
+    def _skipped(self, health: InstrumentHealth) -> None:
+        health.missed += 1
 
     def _polled(self, health: InstrumentHealth, poll: _Poll) -> None:
         """One poll's result, in the event loop's thread."""
@@ -363,6 +399,7 @@ class Runtime:
             log.info("%s: answering normally again", poll.name)
             health.last_error = health._logged_error = ""
         health.polls += 1
+        health.lateness.append(poll.late_s)
         health.last_latency_s = poll.elapsed
         health.latency_total_s += poll.elapsed
         if poll.samples:
@@ -476,7 +513,9 @@ class Runtime:
     def _problem(self, name: str, health: InstrumentHealth, message: str) -> None:
         health.last_error = message
         if message != health._logged_error:
-            log.warning("%s: %s", name, message)
+            # Drivers often name their instrument already: say it once.
+            shown = message.replace(f"{name}: ", "", 1) if f"{name}: " in message else message
+            log.warning("%s: %s", name, shown)
             health._logged_error = message
 
     def _set_online(
@@ -520,6 +559,8 @@ class Runtime:
         """Commit queued points in groups; a failed commit is retried, never dropped."""
         loop = asyncio.get_running_loop()
         pending: list[Point] = []
+        failing_since: float | None = None
+        give_up_at: float | None = None
         while True:
             if not pending:
                 if self._polls_done.is_set() and self._queue.empty():
@@ -542,14 +583,42 @@ class Runtime:
                 await loop.run_in_executor(self._io, self.journal.append, pending)
             except JournalError as exc:
                 self.journal_failures += 1
+                self.journal_held = len(pending)
+                if failing_since is None:
+                    failing_since = time.monotonic()
                 log.error(
                     "JOURNAL WRITE FAILED, %d measurement(s) are NOT yet accepted and are held in"
-                    " memory until it works again: %s",
+                    " memory until it works again (polling pauses beyond %d): %s",
                     len(pending),
+                    self.settings.max_pending,
                     exc,
                 )
+                if self._polls_done.is_set():
+                    # Stopping: keep trying for drain_timeout, then stop rather than hang.
+                    if give_up_at is None:
+                        give_up_at = time.monotonic() + self.settings.drain_timeout
+                    if time.monotonic() >= give_up_at:
+                        log.critical(
+                            "STOPPING WITHOUT WRITING %d measurement(s): the journal %s still"
+                            " cannot be written (%s). They were never accepted and are lost.",
+                            len(pending),
+                            self.journal.path,
+                            exc,
+                        )
+                        self.journal_lost += len(pending)
+                        self.journal_held = 0
+                        return
                 await asyncio.sleep(1.0)
                 continue
+            if failing_since is not None:
+                log.warning(
+                    "journal writes work again after %.0f s: %d held measurement(s) are now"
+                    " accepted",
+                    time.monotonic() - failing_since,
+                    len(pending),
+                )
+                failing_since = None
+            self.journal_held = 0
             self.accepted += len(pending)
             pending = []
 
@@ -602,6 +671,8 @@ class Runtime:
                 "path": str(self.journal.path),
                 "accepted": self.accepted,
                 "write_failures": self.journal_failures,
+                "held": self.journal_held,
+                "lost_at_stop": self.journal_lost,
             },
             "forwarders": [
                 {

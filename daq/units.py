@@ -16,6 +16,7 @@ linearly (temperature offsets included).
 from __future__ import annotations
 
 import math
+import tokenize
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -199,7 +200,15 @@ def _resolve(unit: str, quantity: str) -> _Linear:
             f"unit '{unit}' is a {_quantity_of(source)} unit, not {quantity}"
             f" (expected a unit convertible to {symbol})"
         ) from exc
-    except (pint.errors.UndefinedUnitError, AttributeError, TypeError, ValueError) as exc:
+    except (
+        pint.errors.UndefinedUnitError,
+        AttributeError,
+        TypeError,
+        ValueError,
+        KeyError,  # "kelvin**0"
+        ZeroDivisionError,  # "1/0", "m**(1/0)"
+        tokenize.TokenError,  # "(": pint's parser tokenizes the expression (found by fuzzing)
+    ) as exc:
         raise UnitError(f"unknown unit '{unit}' for {quantity} (expected e.g. {symbol})") from exc
     except AssertionError as exc:  # pint asserts on some malformed expressions
         raise UnitError(f"unknown unit '{unit}' for {quantity}") from exc
@@ -224,7 +233,10 @@ def convert(value: float, unit: str, quantity: str) -> tuple[float, str]:
     if not math.isfinite(value):
         raise UnitError(f"value {value!r} is not a finite number")
     lin = _resolve(unit, quantity)
-    return value * lin.scale + lin.offset, lin.symbol
+    converted = value * lin.scale + lin.offset
+    if not math.isfinite(converted):
+        raise UnitError(f"value {value!r} {unit} is out of range once converted to {lin.symbol}")
+    return converted, lin.symbol
 
 
 class Normalizer:
@@ -243,6 +255,11 @@ class Normalizer:
                 scaled = tuple(
                     (name, convert(v, sample.unit, sample.quantity)[0]) for name, v in sample.scaled
                 )
+            converted = value * lin.scale + lin.offset
+            if not math.isfinite(converted):
+                raise UnitError(
+                    f"value {value!r} {sample.unit} is out of range once converted to {lin.symbol}"
+                )
         except UnitError as exc:
             raise UnitError(f"{sample.measurement}.{sample.channel}: {exc}") from exc
-        return Reading(sample, value * lin.scale + lin.offset, lin.symbol, scaled)
+        return Reading(sample, converted, lin.symbol, scaled)

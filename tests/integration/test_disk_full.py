@@ -159,6 +159,7 @@ def test_journal_that_cannot_grow_holds_readings_and_recovers(
             assert daemon.proc.poll() is None, "the daemon must keep running\n" + daemon.log
             # Not acknowledged while writes fail: "accepted" does not move.
             assert journal_figures()[0] == held_accepted
+            assert status()["journal"]["held"] > 0  # taken, held in memory, not accepted
             assert "JOURNAL WRITE FAILED" in daemon.log
             assert "are NOT yet accepted and are held in memory until it works again" in daemon.log
             assert "is the disk full or the file read-only?" in daemon.log
@@ -174,6 +175,8 @@ def test_journal_that_cannot_grow_holds_readings_and_recovers(
                 "a few clean health ticks", lambda: journal_figures()[0] > held_accepted + 60
             )
             assert journal_figures()[1] == failures_after  # no new failures once there is room
+            assert "journal writes work again after" in daemon.log
+            assert status()["journal"]["held"] == 0
         finally:
             code = daemon.stop()
     assert code == 0, daemon.log
@@ -184,5 +187,46 @@ def test_journal_that_cannot_grow_holds_readings_and_recovers(
         assert journal.count() == final["journal"]["accepted"]
         assert journal.count("chamber") == final["instruments"]["c1"]["measurements"]
         assert final["instruments"]["c1"]["measurements"] > instruments_before
+        for measurement in ("chamber", "event", "daq_health"):
+            assert influxd.count(measurement, influx_db) == journal.count(measurement), measurement
+
+
+def test_stop_while_the_journal_cannot_be_written_ends_in_bounded_time(
+    tmp_path: Path, influxd: InfluxServer, influx_db: str, proxy: FaultProxy
+) -> None:
+    """SIGTERM while the disk is full: the daemon tries for drain_timeout, then stops and says
+    how many measurements it could not write (never accepted), instead of hanging."""
+    journal_path = tmp_path / "journal" / "j.db"
+    wal = journal_path.with_name("j.db-wal")
+    where = status_path(journal_path)
+    config = tmp_path / "bench.toml"
+    with running_chamber(seed=6) as sim:
+        config.write_text(
+            'schema = 1\n[bench]\nid = "full"\nhealth_interval = 0.3\n'
+            f'[journal]\npath = "{journal_path}"\n'
+            f'[influx]\nurl = "{proxy.url}"\ndatabase = "{influx_db}"\nflush_interval = 0.1\n'
+            '[[instrument]]\nname = "c1"\ndriver = "watlow_f4t"\n'
+            f'address = "{sim.address}"\npoll_interval = 0.05\n'
+        )
+        daemon = Daemon(config, where)
+        try:
+            daemon.wait_for("the first forwarded batch", lambda: any(
+                e.outcome == "passed 204" for e in proxy.writes()), timeout=60)  # fmt: skip
+            daemon.wait_for("the journal's WAL to grow", lambda: wal.exists()
+                            and wal.stat().st_size > FULL_LIMIT)  # fmt: skip
+            daemon.set_file_limit(FULL_LIMIT)
+            daemon.wait_for("a failed journal write", lambda: "JOURNAL WRITE FAILED" in daemon.log)
+            daemon.proc.send_signal(signal.SIGTERM)
+            daemon.wait_for("the daemon to stop", lambda: daemon.proc.poll() is not None,
+                            timeout=30)  # fmt: skip
+        finally:
+            code = daemon.stop()
+    assert code == 0, daemon.log
+    assert "STOPPING WITHOUT WRITING" in daemon.log
+    assert "They were never accepted and are lost." in daemon.log
+    final = read_status(where)
+    assert final["journal"]["lost_at_stop"] > 0
+    with Journal(journal_path, readonly=True) as journal:
+        assert journal.count() == final["journal"]["accepted"]
         for measurement in ("chamber", "event", "daq_health"):
             assert influxd.count(measurement, influx_db) == journal.count(measurement), measurement
