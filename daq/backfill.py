@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 
+from daq.backoff import Backoff
 from daq.errors import ConfigError, HallmarkError, RetryableSinkError
 from daq.forwarder import Forwarder
 from daq.journal import Journal
@@ -60,12 +61,13 @@ def run_backfill(args: argparse.Namespace) -> int:
 
 
 def _drain(journal: Journal, sink: Sink, args: argparse.Namespace) -> int:
-    forwarder = Forwarder(journal, sink)
+    # The daemon's own backoff (doubling, jittered, honouring Retry-After), capped lower here:
+    # someone is waiting at the terminal.
+    forwarder = Forwarder(journal, sink, backoff=Backoff(initial=0.5, cap=10.0))
     backlog = journal.backlog(forwarder.key)
     print(f"{forwarder.key}: {backlog} row(s) to send from {journal.path}", file=sys.stderr)
     failing_since: float | None = None
     pause = threading.Event()
-    delay = 0.5
     try:
         with Progress("backfill", backlog, mode=args.progress) as progress:
             while True:
@@ -80,10 +82,10 @@ def _drain(journal: Journal, sink: Sink, args: argparse.Namespace) -> int:
                             f"the database keeps failing ({exc}); {left} row(s) still wait in"
                             " the journal, nothing is lost: run it again later"
                         )
-                    pause.wait(delay)  # back off before the next try
-                    delay = min(delay * 2, 10.0)
+                    pause.wait(forwarder.backoff.next(exc.retry_after))
                     continue
-                failing_since, delay = None, 0.5
+                failing_since = None
+                forwarder.backoff.reset()
                 if moved == 0:
                     break
                 progress.advance(moved)
