@@ -22,11 +22,12 @@ loop around it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from daq.backoff import Backoff
@@ -68,6 +69,9 @@ class Forwarder:
         self.backoff = backoff or Backoff(initial=0.5, cap=30.0)
         self.stats = ForwarderStats()
         self._opened = False
+        #: Rows after the batch being sent, read meanwhile (a backlog only), and the reader.
+        self._ahead: Future[list[tuple[int, str | None]]] | None = None
+        self._reader: ThreadPoolExecutor | None = None
         #: The journal problem last logged ("" when the journal is fine).
         self._journal_problem = ""
 
@@ -84,20 +88,50 @@ class Forwarder:
         if not self._opened:
             self.sink.open()
             self._opened = True
-        rows = self.journal.pending_lines(self.key, self.batch_size)
+        rows = self._read_ahead_result()
+        if rows is None:
+            rows = self.journal.pending_lines(self.key, self.batch_size)
         if not rows:
             return 0
-        encoded = [(rid, line) for rid, line in rows if line is not None]
-        if len(encoded) < len(rows):
-            bad = [(rid, "") for rid, line in rows if line is None]
-            self.journal.quarantine(
-                self.key, bad, "no field with a finite value: cannot be written as line protocol"
-            )
-            self.stats.quarantined += len(bad)
-        self._send(encoded)
-        self.journal.ack(self.key, rows[-1][0])
+        try:
+            if len(rows) >= self.batch_size:
+                # A backlog: the next batch is read from the journal while this one is on its
+                # way to the database (the HTTP wait leaves the journal and the GIL free).
+                self._read_ahead(rows[-1][0])
+            encoded = [(rid, line) for rid, line in rows if line is not None]
+            if len(encoded) < len(rows):
+                bad = [(rid, "") for rid, line in rows if line is None]
+                self.journal.quarantine(
+                    self.key,
+                    bad,
+                    "no field with a finite value: cannot be written as line protocol",
+                )
+                self.stats.quarantined += len(bad)
+            self._send(encoded)
+            self.journal.ack(self.key, rows[-1][0])
+        except BaseException:
+            # This batch is sent again from the cursor: what was read after it does not follow.
+            self._drop_read_ahead()
+            raise
         self.stats.batches += 1
         return len(rows)
+
+    def _read_ahead(self, after_id: int) -> None:
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="journal-read-ahead")
+        self._ahead = self._reader.submit(self.journal.lines_after, after_id, self.batch_size)
+
+    def _read_ahead_result(self) -> list[tuple[int, str | None]] | None:
+        """The rows read ahead after the batch just acknowledged, if any (errors as raised)."""
+        ahead, self._ahead = self._ahead, None
+        return None if ahead is None else ahead.result()
+
+    def _drop_read_ahead(self) -> None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.cancel()
+            with contextlib.suppress(Exception):
+                ahead.result()  # wait for a read under way, so none outlives the batch
 
     def _send(self, rows: Sequence[tuple[int, str]]) -> None:
         if not rows:
@@ -133,6 +167,10 @@ class Forwarder:
         self.stats.quarantined += len(rows)
 
     def close(self) -> None:
+        self._drop_read_ahead()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.shutdown(wait=True)
         self.sink.close()
 
     def _journal_failed(self, exc: BaseException) -> None:

@@ -178,13 +178,23 @@ class Journal:
     def pending_lines(self, sink: str, limit: int) -> list[tuple[int, str | None]]:
         """Up to ``limit`` rows this sink has not written yet, as (id, line protocol)."""
         with self._lock:
-            rows = self._db.execute(
+            rows: list[tuple[int, str | None]] = self._db.execute(
                 "SELECT id, line FROM points"
                 " WHERE id > coalesce((SELECT last_id FROM cursors WHERE sink = ?), 0)"
                 " ORDER BY id LIMIT ?",
                 (sink, limit),
             ).fetchall()
-        return [(int(r[0]), r[1]) for r in rows]
+        return rows
+
+    def lines_after(self, after_id: int, limit: int) -> list[tuple[int, str | None]]:
+        """Up to ``limit`` rows after row ``after_id``, as (id, line protocol): the forwarder
+        reads the next batch with it while the current one is on its way to the database."""
+        with self._lock:
+            rows: list[tuple[int, str | None]] = self._db.execute(
+                "SELECT id, line FROM points WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit),
+            ).fetchall()
+        return rows
 
     def ack(self, sink: str, last_id: int) -> None:
         """Record that the sink has written every row up to ``last_id``."""

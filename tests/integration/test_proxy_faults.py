@@ -190,6 +190,37 @@ async def test_400_for_one_line_quarantines_it_with_the_servers_message(
     assert influxd.count("chamber", influx_db) == 119
 
 
+async def test_a_backlog_is_sent_in_journal_order_through_failures_midway(
+    tmp_path: Path, influxd: InfluxServer, influx_db: str, proxy: FaultProxy
+) -> None:
+    # A backlog of several batches: the forwarder reads each next batch while the current one
+    # is on the wire. A batch that fails (500 twice) or must be bisected (one refused line)
+    # midway must not let what was read after it go first, twice, or never.
+    t200 = str(chamber(200).time_ns).encode()
+    proxy.add(Fault("status", status=500, message="engine: shard write failed", times=2,
+                    marker=t200))  # fmt: skip
+    message = 'partial write: unable to parse "chamber,instrument=c-bad": invalid field format'
+    proxy.add(Fault("status", status=400, message=message, times=None, marker=b"c-bad"))
+    points = [chamber(i) for i in range(480)]
+    points[351] = chamber(351, instrument="c-bad")
+    with Journal(tmp_path / "j.db") as journal:
+        journal.append(points)
+        fwd = make_forwarder(journal, proxy.url, influx_db, batch_size=100)
+        await run_until_drained(fwd, journal)
+        assert journal.backlog(fwd.key) == 0
+        assert [q.row_id for q in journal.quarantined(fwd.key)] == [352]
+        assert fwd.stats.retries == 2
+        assert_exactly_once(influxd, influx_db, journal, fwd.key)
+    sent = [
+        int(line.rsplit(b" ", 1)[1])
+        for e in proxy.writes()
+        if e.outcome == "passed 204"
+        for line in e.body.split(b"\n")
+    ]
+    expected = [p.time_ns for i, p in enumerate(points) if i != 351]
+    assert sent == expected  # in journal order, each once, none left out
+
+
 async def test_slow_answers_cause_resends_but_no_duplicates(
     tmp_path: Path, influxd: InfluxServer, influx_db: str, proxy: FaultProxy
 ) -> None:

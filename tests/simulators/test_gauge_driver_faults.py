@@ -207,7 +207,11 @@ def m10_duplicate(sim: Mark10Simulator, driver: mark10.Mark10) -> None:
     for _ in range(4):
         sample = one(driver)
         assert (sample.value, sample.raw) == (LOAD_N, "123.4 N")
-    assert driver.duplicates >= 3
+    # Each copy is its own write on the pty: on a loaded machine a copy can arrive after the
+    # next poll has begun and be taken as that poll's reply (the same reading), which leaves
+    # one reply to be dropped later instead. Whatever the timing, the four polls drop at least
+    # two copies (three when every copy is prompt).
+    assert driver.duplicates >= 2
 
 
 MARK10_KNOBS: dict[str, Callable[[Mark10Simulator, mark10.Mark10], None]] = {
