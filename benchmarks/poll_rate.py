@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -122,9 +123,13 @@ def daemon(target: Target, seconds: float) -> Rate:
         cfg = config(target, path)
         with Journal(path) as journal:
             runtime = build_runtime(cfg, Path(tmp), journal)
+            gc.freeze()  # as daq/app.py does before running a runtime
             cpu = time.process_time()
-            asyncio.run(runtime.run(seconds))
-            cpu = time.process_time() - cpu
+            try:
+                asyncio.run(runtime.run(seconds))
+            finally:
+                cpu = time.process_time() - cpu
+                gc.unfreeze()
             health = runtime.health["i1"]
             assert health.measurements > 0, health.last_error
             assert journal.count(target.measurement) == health.measurements

@@ -117,7 +117,7 @@ class InstrumentHealth:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made for every poll: not frozen, which would cost a setattr per field
 class _Poll:
     """What one poll in a worker thread brought, for the event loop (``Runtime._polled``)."""
 

@@ -39,11 +39,12 @@ Errors: pyserial's ``SerialException``, ``OSError`` and pyvisa's errors become
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import termios
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 from urllib.parse import parse_qsl, urlencode
@@ -64,6 +65,7 @@ __all__ = [
     "VisaLink",
     "open_line_link",
     "parse_line_address",
+    "retry_interrupted",
 ]
 
 log = logging.getLogger(__name__)
@@ -429,6 +431,27 @@ class _BaseLink(ABC):
         return lines
 
 
+#: How often a call interrupted by a signal is repeated before it counts as a failure.
+_EINTR_RETRIES = 20
+
+
+def retry_interrupted(call: Callable[[], object]) -> None:
+    """Run ``call``, repeating it when a signal interrupted it (EINTR).
+
+    pyserial's ``flush()`` is ``tcdrain()``, which Python does not repeat after a signal as it
+    does ``read``/``write`` (PEP 475): a signal arriving while the port drains (a reload's
+    SIGHUP, a child process ending, a debugger attaching) would otherwise read as a lost link.
+    """
+    for _ in range(_EINTR_RETRIES):
+        try:
+            call()
+            return
+        except termios.error as exc:
+            if not exc.args or exc.args[0] != errno.EINTR:
+                raise
+    call()
+
+
 def _translate(address: LineAddress, what: str, exc: BaseException) -> TransportError:
     detail = str(exc) or type(exc).__name__
     return TransportError(f"{what} {address} failed: {detail}")
@@ -497,7 +520,7 @@ class SerialLink(_BaseLink):
         port = self._require()
         try:
             port.write(data)
-            port.flush()
+            retry_interrupted(port.flush)
         except serial.SerialTimeoutException as exc:
             raise TransportError(
                 f"writing to {self.address} blocked for {self.timeout:g} s (flow control?)"
