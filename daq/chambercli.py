@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from daq.benchstate import BenchState
-from daq.config import CabinetConfig, Config
+from daq.config import CabinetConfig
 from daq.errors import ConfigError, HallmarkError, UnitError
-from daq.journal import Journal
+from daq.lotcli import _open_journal
 from daq.lots import LotStore
 from daq.model import FieldValue, LotContext, Sample
 from daq.runs import (
@@ -93,13 +93,7 @@ def _err(text: str) -> int:
 
 class _Bench:
     def __init__(self, path: Path) -> None:
-        from daq.app import load
-
-        self.config: Config = load(path)
-        self.base = path.resolve().parent
-        self.journal = Journal(
-            self.config.journal_path(self.base), synchronous=self.config.journal.synchronous
-        )
+        self.config, self.base, self.journal = _open_journal(path)
         self.runs = RunStore(self.journal.path)
         self.lots = LotStore(self.journal.path)
         self.cabinets = cabinets(self.config)

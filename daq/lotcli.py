@@ -138,12 +138,18 @@ class _Bench:
         self.journal.close()
 
 
-def _open_bench(path: Path) -> _Bench:
+def _open_journal(path: Path) -> tuple[Config, Path, Journal]:
+    """The bench config at ``path``, its folder and its open journal (``daq chamber`` too)."""
     from daq.app import load
 
     config = load(path)
     base = path.resolve().parent
     journal = Journal(config.journal_path(base), synchronous=config.journal.synchronous)
+    return config, base, journal
+
+
+def _open_bench(path: Path) -> _Bench:
+    config, base, journal = _open_journal(path)
     store = LotStore(journal.path)
     specs = SpecLibrary.load(config.specs_path(base))
     return _Bench(config, base, journal, store, specs)

@@ -55,16 +55,25 @@ import math
 import random
 import re
 import signal
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from pathlib import Path
+from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from simulators.scenario import FaultTimeline, FaultWindow, ParamValue, ScenarioVocabulary
+from simulators.scenario import (
+    FaultTimeline,
+    FaultWindow,
+    ParamValue,
+    ScenarioError,
+    ScenarioVocabulary,
+    load_scenario,
+)
 
 __all__ = [
     "ERROR_MESSAGES",
@@ -84,7 +93,9 @@ __all__ = [
     "parse_bool",
     "parse_channel_list",
     "parse_number",
+    "running_device",
     "running_simulator",
+    "serve_device",
     "serve_simulator",
     "split_params",
     "split_units",
@@ -907,3 +918,44 @@ def serve_simulator(simulator: ScpiSimulator, describe: Mapping[str, Any]) -> in
         return 0
 
     return asyncio.run(main())
+
+
+_S = TypeVar("_S", bound=ScpiSimulator)
+
+
+@contextlib.contextmanager
+def running_device(make: Callable[..., _S], /, **kwargs: Any) -> Iterator[_S]:
+    """Make a simulator with ``make(**kwargs)`` and run it as :func:`running_simulator` does."""
+    simulator = make(**kwargs)
+    with running_simulator(simulator):
+        yield simulator
+
+
+def serve_device(
+    make: Callable[..., _S],
+    vocabulary: ScenarioVocabulary,
+    describe: Callable[[_S], Mapping[str, Any]],
+    *,
+    host: str,
+    port: int,
+    seed: int,
+    scenario_path: Path | None,
+) -> int:
+    """A simulator's ``serve``: load the scenario, make the simulator and serve it until stopped.
+
+    ``make(host=, port=, seed=, scenario=)`` builds the simulator; the JSON line printed once
+    listening is ``describe(simulator)`` plus the address (:func:`serve_simulator`). Returns 0
+    after a clean stop, 2 for a bad scenario file, 1 when the address cannot be bound.
+    """
+    try:
+        scenario = None if scenario_path is None else load_scenario(scenario_path, vocabulary)
+        simulator = make(host=host, port=port, seed=seed, scenario=scenario)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    line = describe(simulator)
+    try:
+        return serve_simulator(simulator, line)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -54,8 +54,7 @@ model's lag, ``time_constant_s`` = 180 s by default, so about ten minutes).
 from __future__ import annotations
 
 import contextlib
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,15 +68,13 @@ from simulators._scpi import (
     ScpiSimulator,
     parse_bool,
     parse_number,
-    running_simulator,
-    serve_simulator,
+    running_device,
+    serve_device,
 )
 from simulators.scenario import (
     FaultTimeline,
     Scenario,
-    ScenarioError,
     ScenarioVocabulary,
-    load_scenario,
 )
 from simulators.watlow_f4t import ChamberModel, ChamberModelParams
 
@@ -394,12 +391,9 @@ class F4tScpiSimulator(ScpiSimulator):
         return self.f4t.pv(loop)
 
 
-@contextlib.contextmanager
-def running_f4t_scpi(**kwargs: Any) -> Iterator[F4tScpiSimulator]:
+def running_f4t_scpi(**kwargs: Any) -> contextlib.AbstractContextManager[F4tScpiSimulator]:
     """Run an :class:`F4tScpiSimulator` (its keyword arguments) in a background thread."""
-    simulator = F4tScpiSimulator(**kwargs)
-    with running_simulator(simulator):
-        yield simulator
+    return running_device(F4tScpiSimulator, **kwargs)
 
 
 def serve(host: str, port: int, seed: int, scenario_path: Path | None) -> int:
@@ -407,17 +401,12 @@ def serve(host: str, port: int, seed: int, scenario_path: Path | None) -> int:
 
     Returns 0 after a clean stop, 2 for a bad scenario file, 1 when the address cannot be bound.
     """
-    try:
-        scenario = (
-            None if scenario_path is None else load_scenario(scenario_path, F4T_SCPI_VOCABULARY)
-        )
-        simulator = F4tScpiSimulator(host=host, port=port, seed=seed, scenario=scenario)
-    except ScenarioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    describe = {"family": "chamber", "model": "watlow_f4t", "transport": "scpi-tcp"}
-    try:
-        return serve_simulator(simulator, describe)
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return serve_device(
+        F4tScpiSimulator,
+        F4T_SCPI_VOCABULARY,
+        lambda simulator: {"family": "chamber", "model": "watlow_f4t", "transport": "scpi-tcp"},
+        host=host,
+        port=port,
+        seed=seed,
+        scenario_path=scenario_path,
+    )

@@ -67,8 +67,7 @@ import functools
 import math
 import random
 import re
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -86,16 +85,14 @@ from simulators._scpi import (
     parse_bool,
     parse_channel_list,
     parse_number,
-    running_simulator,
-    serve_simulator,
+    running_device,
+    serve_device,
     unquote,
 )
 from simulators.scenario import (
     FaultTimeline,
     Scenario,
-    ScenarioError,
     ScenarioVocabulary,
-    load_scenario,
 )
 from simulators.watlow_f4t import NOISE_PERIOD_S, ChamberModel, ChamberModelParams
 
@@ -532,12 +529,9 @@ class ScannerSimulator(ScpiSimulator):
             return device.true_value(channel, device.channels[channel], device.elapsed())
 
 
-@contextlib.contextmanager
-def running_scanner(**kwargs: Any) -> Iterator[ScannerSimulator]:
+def running_scanner(**kwargs: Any) -> contextlib.AbstractContextManager[ScannerSimulator]:
     """Run a :class:`ScannerSimulator` (its keyword arguments) in a background thread."""
-    simulator = ScannerSimulator(**kwargs)
-    with running_simulator(simulator):
-        yield simulator
+    return running_device(ScannerSimulator, **kwargs)
 
 
 def serve(host: str, port: int, seed: int, scenario_path: Path | None) -> int:
@@ -545,17 +539,16 @@ def serve(host: str, port: int, seed: int, scenario_path: Path | None) -> int:
 
     Returns 0 after a clean stop, 2 for a bad scenario file, 1 when the address cannot be bound.
     """
-    try:
-        scenario = (
-            None if scenario_path is None else load_scenario(scenario_path, SCANNER_VOCABULARY)
-        )
-        simulator = ScannerSimulator(host=host, port=port, seed=seed, scenario=scenario)
-    except ScenarioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    describe = {"family": "scanner", "model": simulator.params.model, "transport": "scpi-tcp"}
-    try:
-        return serve_simulator(simulator, describe)
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return serve_device(
+        ScannerSimulator,
+        SCANNER_VOCABULARY,
+        lambda simulator: {
+            "family": "scanner",
+            "model": simulator.params.model,
+            "transport": "scpi-tcp",
+        },
+        host=host,
+        port=port,
+        seed=seed,
+        scenario_path=scenario_path,
+    )
