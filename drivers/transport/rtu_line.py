@@ -14,7 +14,9 @@ controllers on one RS-485 adapter must therefore share one open port and take tu
   none starves: a job waits at most for the jobs queued before it, each bounded by its timeout.
 - Every transaction carries its own device id and reply timeout. After each transaction the
   worker keeps the line quiet for the RTU inter-frame delay (3.5 character times at or below
-  19200 baud, a fixed 1.75 ms above; spec §2.5.1.1) before the next request.
+  19200 baud, a fixed 1.75 ms above; spec §2.5.1.1) before the next request: after a reply,
+  only what pymodbus has not already waited (it returns a reply once the port has been quiet
+  for 4 character times, at least 1 ms); after a timeout, all of it.
 - A device that does not answer times out its own transaction only (``ModbusIOException``,
   which the link reports as ``InstrumentTimeout``); the next job runs as usual.
 - A line-level failure (the port vanished: pymodbus ``ConnectionException`` or ``OSError``)
@@ -331,6 +333,7 @@ class RtuLine:
         self._enter()
         started = time.monotonic()
         failed: BaseException | None = None
+        silence = self._silence_s
         try:
             client.comm_params.timeout_connect = job.timeout
             port = client.socket
@@ -349,12 +352,17 @@ class RtuLine:
             job.future.set_exception(exc)
         else:
             job.future.set_result(reply)
+            # A reply came: pymodbus returns it only once the port has stayed quiet for its
+            # poll interval (4 character times, at least 1 ms; ModbusSerialClient
+            # ``_wait_for_data``), so that much of the silence has already passed.
+            silence -= float(getattr(client, "_recv_interval", 0.0))
         finally:
             self._leave(time.monotonic() - started)
         if failed is not None:
             self._fail_line(job, failed)
             return
-        self._quiet.wait(self._silence_s)
+        if silence > 0:
+            self._quiet.wait(silence)
 
     def _fail_line(self, job: _Job, exc: BaseException) -> None:
         if isinstance(exc, ConnectionException):  # pymodbus drops the OSError's text

@@ -6,12 +6,17 @@ worker threads do. No mocks. Also here: per-register-group poll rates (``interva
 map-driven driver, against the RTU and the F4T (TCP) simulators.
 """
 
+import os
+import select
 import struct
 import threading
+import time
+import tty
 from pathlib import Path
 
 import pytest
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
+from pymodbus.framer.rtu import FramerRTU
 
 from daq.errors import InstrumentTimeout, TransportError
 from daq.instrument import InstrumentSettings
@@ -438,3 +443,64 @@ def test_display_unit_and_status_are_read_every_poll(tmp_path: Path) -> None:
     assert temperature.unit == "°F"
     assert "unit_changed:°C->°F" in temperature.flags
     assert "status=fail" in temperature.flags
+
+
+# -- the inter-frame silence, seen from the device's end ---------------------------------------
+
+
+class TimedDevice:
+    """A device on the far end of a pty: answers function 3 with zeros, noting when each request
+    arrived and when each reply was written (time.monotonic)."""
+
+    def __init__(self, master: int) -> None:
+        self.master = master
+        self.requests: list[float] = []
+        self.replies: list[float] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        buffer = b""
+        while not self.stop.is_set():
+            ready, _, _ = select.select([self.master], [], [], 0.05)
+            if not ready:
+                continue
+            buffer += os.read(self.master, 256)
+            while len(buffer) >= 8:
+                request, buffer = buffer[:8], buffer[8:]
+                self.requests.append(time.monotonic())
+                unit, _function, _address, count = struct.unpack(">BBHH", request[:6])
+                body = struct.pack(">BBB", unit, 3, 2 * count) + bytes(2 * count)
+                crc = FramerRTU.compute_CRC(body)
+                os.write(self.master, body + struct.pack(">H", crc))
+                self.replies.append(time.monotonic())
+
+
+@pytest.mark.parametrize("baudrate", [9600, 115200])
+def test_the_next_request_waits_the_inter_frame_silence_after_a_reply(baudrate: int) -> None:
+    # t3.5 (Modbus over Serial Line V1.02 §2.5.1.1): 3.65 ms at 9600 baud 8N1, 1.75 ms above
+    # 19200. The scheduler counts the quiet pymodbus already waited for before returning a
+    # reply and waits the rest; the device must never see a request sooner than t3.5 after it
+    # wrote its last reply (a pty adds no wire time, so this is the tightest case).
+    master, slave = os.openpty()
+    tty.setraw(master)
+    device = TimedDevice(master)
+    device.thread.start()
+    settings = SerialSettings(baudrate=baudrate)
+    shared = rtu_line.attach(os.ttyname(slave), settings, timeout=TIMEOUT_S)
+    try:
+        for _ in range(30):
+            reply = shared.transact(
+                1, TIMEOUT_S, lambda c, d: c.read_holding_registers(100, count=2, device_id=d)
+            )
+            assert reply.registers == [0, 0]
+    finally:
+        rtu_line.detach(shared)
+        device.stop.set()
+        device.thread.join(5)
+        os.close(master)
+        os.close(slave)
+    silence = rtu_line.inter_frame_delay_s(settings)
+    gaps = [nxt - done for done, nxt in zip(device.replies, device.requests[1:], strict=False)]
+    assert len(gaps) == 29
+    assert min(gaps) >= silence, (silence, min(gaps))
