@@ -212,14 +212,8 @@ class Forwarder:
                 moved = await loop.run_in_executor(executor, self.step)
             except (JournalError, sqlite3.Error) as exc:
                 self._journal_failed(exc)
-                delay = self.backoff.next()
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return
-                    await asyncio.sleep(min(delay, left))
-                    continue
-                await _wait(stop, delay)
+                if not await _pause(stop, self.backoff.next(), deadline):
+                    return
                 continue
             except RetryableSinkError as exc:
                 self.stats.retries += 1
@@ -233,16 +227,8 @@ class Forwarder:
                         backlog,
                     )
                 set_state("down", str(exc))
-                delay = self.backoff.next(exc.retry_after)
-                if deadline is not None:
-                    # Stopping: keep trying until the drain time is up; what is left then
-                    # stays in the journal for the next start.
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return
-                    await asyncio.sleep(min(delay, left))
-                    continue
-                await _wait(stop, delay)
+                if not await _pause(stop, self.backoff.next(exc.retry_after), deadline):
+                    return
                 continue
             if self._journal_problem and moved:
                 log.warning(
@@ -259,6 +245,20 @@ class Forwarder:
                 return
             if deadline is None:
                 await _wait(stop, self.flush_interval)
+
+
+async def _pause(stop: asyncio.Event, delay: float, deadline: float | None) -> bool:
+    """Wait ``delay`` s before trying again: cut short by ``stop`` while running; while stopping
+    (``deadline`` set), keep trying until the drain time is up, and what is left then stays in
+    the journal for the next start. False when the drain time is up."""
+    if deadline is None:
+        await _wait(stop, delay)
+        return True
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return False
+    await asyncio.sleep(min(delay, left))
+    return True
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
