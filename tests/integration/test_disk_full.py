@@ -101,6 +101,20 @@ class Daemon:
         return code
 
 
+def bench_toml(
+    journal: Path, url: str, database: str, address: str, batch_size: int | None = None
+) -> str:
+    """One simulated F4T polled every 50 ms, forwarding through ``url`` (the proxy)."""
+    batch = f"batch_size = {batch_size}\n" if batch_size is not None else ""
+    return (
+        'schema = 1\n[bench]\nid = "full"\nhealth_interval = 0.3\n'
+        f'[journal]\npath = "{journal}"\n'
+        f'[influx]\nurl = "{url}"\ndatabase = "{database}"\nflush_interval = 0.1\n{batch}'
+        '[[instrument]]\nname = "c1"\ndriver = "watlow_f4t"\n'
+        f'address = "{address}"\npoll_interval = 0.05\n'
+    )
+
+
 @pytest.fixture
 def proxy(influxd: InfluxServer) -> Iterator[FaultProxy]:
     with FaultProxy(influxd.url) as p:
@@ -126,14 +140,7 @@ def test_journal_that_cannot_grow_holds_readings_and_recovers(
 
     config = tmp_path / "bench.toml"
     with running_chamber(seed=5) as sim:
-        config.write_text(
-            'schema = 1\n[bench]\nid = "full"\nhealth_interval = 0.3\n'
-            f'[journal]\npath = "{journal_path}"\n'
-            f'[influx]\nurl = "{proxy.url}"\ndatabase = "{influx_db}"\nflush_interval = 0.1\n'
-            "batch_size = 500\n"
-            '[[instrument]]\nname = "c1"\ndriver = "watlow_f4t"\n'
-            f'address = "{sim.address}"\npoll_interval = 0.05\n'
-        )
+        config.write_text(bench_toml(journal_path, proxy.url, influx_db, sim.address, 500))
         daemon = Daemon(config, where)
         try:
             # Running and forwarding; the journal's files are past the limit about to be set.
@@ -201,13 +208,7 @@ def test_stop_while_the_journal_cannot_be_written_ends_in_bounded_time(
     where = status_path(journal_path)
     config = tmp_path / "bench.toml"
     with running_chamber(seed=6) as sim:
-        config.write_text(
-            'schema = 1\n[bench]\nid = "full"\nhealth_interval = 0.3\n'
-            f'[journal]\npath = "{journal_path}"\n'
-            f'[influx]\nurl = "{proxy.url}"\ndatabase = "{influx_db}"\nflush_interval = 0.1\n'
-            '[[instrument]]\nname = "c1"\ndriver = "watlow_f4t"\n'
-            f'address = "{sim.address}"\npoll_interval = 0.05\n'
-        )
+        config.write_text(bench_toml(journal_path, proxy.url, influx_db, sim.address))
         daemon = Daemon(config, where)
         try:
             daemon.wait_for("the first forwarded batch", lambda: any(
