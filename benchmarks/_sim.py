@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from daq.model import Point
+
 START_TIMEOUT_S = 60.0  # the machines these run on are shared: a busy one starts slowly
 
 
@@ -46,3 +48,32 @@ def chamber_process(seed: int = 0) -> Iterator[dict[str, object]]:
     """The Watlow F4T over Modbus TCP (``daq simulate chamber``)."""
     with simulator_process("chamber", "--port", "0", "--seed", str(seed)) as info:
         yield info
+
+
+def chamber_point(
+    instrument: str, feature: str, value: float, margin: float, time_ns: int
+) -> Point:
+    """A chamber reading as the daemon journals it (7 tags, 7 fields), for the forwarding
+    benchmarks' data."""
+    return Point(
+        "chamber",
+        {
+            "bench": "bench-1",
+            "instrument": instrument,
+            "feature": feature,
+            "sku": "VRM-RING-001",
+            "po": "PO-2026-0117",
+            "lot": "L-0042",
+            "phase": "bulk",
+        },
+        {
+            "value": value,
+            "unit": "°C",
+            "status": "pass",
+            "low": 33.0,
+            "high": 37.0,
+            "margin": margin,
+            "raw": "27586: 0000 420C",
+        },
+        time_ns,
+    )

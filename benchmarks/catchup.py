@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from benchmarks._sim import chamber_point
 from benchmarks.crash_trials import SeriesKey, journal_series_times, series_key
 from daq.forwarder import Forwarder
 from daq.journal import Journal
@@ -51,28 +52,10 @@ def outage_points(instruments: int, hz: float, seconds: float, end_ns: int) -> l
         t = start_ns + k * step_ns
         for i in range(instruments):
             value = 35.0 + ((k + i) % 97) / 100.0
+            # instruments are polled one after another, not at one instant: t + i
             points.append(
-                Point(
-                    "chamber",
-                    {
-                        "bench": "bench-1",
-                        "instrument": f"chamber-{i:03d}",
-                        "feature": "temperature",
-                        "sku": "VRM-RING-001",
-                        "po": "PO-2026-0117",
-                        "lot": "L-0042",
-                        "phase": "bulk",
-                    },
-                    {
-                        "value": value,
-                        "unit": "°C",
-                        "status": "pass",
-                        "low": 33.0,
-                        "high": 37.0,
-                        "margin": round(37.0 - value, 6),
-                        "raw": "27586: 0000 420C",
-                    },
-                    t + i,  # instruments are polled one after another, not at one instant
+                chamber_point(
+                    f"chamber-{i:03d}", "temperature", value, round(37.0 - value, 6), t + i
                 )
             )
     return points

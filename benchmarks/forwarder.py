@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from benchmarks._sim import chamber_point
 from daq.forwarder import Forwarder
 from daq.journal import Journal
 from daq.lineprotocol import encode
@@ -39,27 +40,8 @@ def make_points(n: int) -> list[Point]:
     for i in range(n):
         value = 35.0 + (i % 97) / 100.0
         points.append(
-            Point(
-                "chamber",
-                {
-                    "bench": "bench-1",
-                    "instrument": f"chamber-{i % 10}",
-                    "feature": features[i % 4],
-                    "sku": "VRM-RING-001",
-                    "po": "PO-2026-0117",
-                    "lot": "L-0042",
-                    "phase": "bulk",
-                },
-                {
-                    "value": value,
-                    "unit": "°C",
-                    "status": "pass",
-                    "low": 33.0,
-                    "high": 37.0,
-                    "margin": 37.0 - value,
-                    "raw": "27586: 0000 420C",
-                },
-                t0 + i * 1_000_000,
+            chamber_point(
+                f"chamber-{i % 10}", features[i % 4], value, 37.0 - value, t0 + i * 1_000_000
             )
         )
     return points

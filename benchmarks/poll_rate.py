@@ -138,13 +138,34 @@ def daemon(target: Target, seconds: float) -> Rate:
 
 # -- the families ------------------------------------------------------------------------------
 
-Loops = dict[str, Callable[[float], Rate]]
+Loop = Callable[[float], Rate]
+Loops = dict[str, Loop]
 
 
 def plan_of(target: Target) -> list[tuple[int, int]]:
     """The register blocks the Modbus driver reads in one poll (its own plan)."""
     plan: list[tuple[int, int]] = build(target)._plan  # type: ignore[attr-defined]
     return plan
+
+
+def bare_modbus(make_client: Callable[[], Any], plan: list[tuple[int, int]]) -> Loop:
+    """The bare pymodbus loop: a fresh client from ``make_client`` reading ``plan`` each poll."""
+
+    def bare(seconds: float) -> Rate:
+        client = make_client()
+        assert client.connect()
+
+        def poll() -> None:
+            for start, count in plan:
+                reply = client.read_holding_registers(start, count=count, device_id=1)
+                assert not reply.isError()
+
+        try:
+            return timed(poll, seconds)
+        finally:
+            client.close()
+
+    return bare
 
 
 @contextmanager
@@ -154,21 +175,7 @@ def modbus_tcp() -> Iterator[tuple[str, Loops]]:
         target = Target("watlow_f4t", str(sim["address"]), {}, "chamber",
                         {"temperature": {"low": 33.0, "high": 37.0}})  # fmt: skip
         plan = plan_of(target)
-
-        def bare(seconds: float) -> Rate:
-            client: Any = ModbusTcpClient(host, port=port, timeout=1, retries=0)
-            assert client.connect()
-
-            def poll() -> None:
-                for start, count in plan:
-                    reply = client.read_holding_registers(start, count=count, device_id=1)
-                    assert not reply.isError()
-
-            try:
-                return timed(poll, seconds)
-            finally:
-                client.close()
-
+        bare = bare_modbus(lambda: ModbusTcpClient(host, port=port, timeout=1, retries=0), plan)
         yield f"{len(plan)} register reads a poll", _loops(bare, target)
 
 
@@ -179,21 +186,9 @@ def modbus_rtu() -> Iterator[tuple[str, Loops]]:
         target = Target("watlow_ezzone_pm", str(sim["address"]), {"device_id": 1}, "chamber",
                         {"temperature": {"low": 33.0, "high": 37.0}})  # fmt: skip
         plan = plan_of(target)
-
-        def bare(seconds: float) -> Rate:
-            client: Any = ModbusSerialClient(path, baudrate=baud, timeout=1, retries=0)
-            assert client.connect()
-
-            def poll() -> None:
-                for start, count in plan:
-                    reply = client.read_holding_registers(start, count=count, device_id=1)
-                    assert not reply.isError()
-
-            try:
-                return timed(poll, seconds)
-            finally:
-                client.close()
-
+        bare = bare_modbus(
+            lambda: ModbusSerialClient(path, baudrate=baud, timeout=1, retries=0), plan
+        )
         yield f"{len(plan)} register reads a poll, pty", _loops(bare, target)
 
 
