@@ -177,14 +177,7 @@ class Journal:
 
     def pending_lines(self, sink: str, limit: int) -> list[tuple[int, str | None]]:
         """Up to ``limit`` rows this sink has not written yet, as (id, line protocol)."""
-        with self._lock:
-            rows: list[tuple[int, str | None]] = self._db.execute(
-                "SELECT id, line FROM points"
-                " WHERE id > coalesce((SELECT last_id FROM cursors WHERE sink = ?), 0)"
-                " ORDER BY id LIMIT ?",
-                (sink, limit),
-            ).fetchall()
-        return rows
+        return self.lines_after(self.cursor(sink), limit)
 
     def lines_after(self, after_id: int, limit: int) -> list[tuple[int, str | None]]:
         """Up to ``limit`` rows after row ``after_id``, as (id, line protocol): the forwarder
